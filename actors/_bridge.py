@@ -1,0 +1,252 @@
+"""Bridges: a stream of frames that follows whichever bridged actor is active.
+
+Theory of operation
+-------------------
+A bridge is an endpoint named ``bridge:<name>`` with its own mailbox. Inbound frames
+(`Bridge.send`) get a sequence number and wait in the bridge's queue; the `FrameRouter` (pure,
+below) hands them to the *owner*, the active actor bridged to it, a window at a time. The owner
+settles each frame with a `BridgeAck`: handled, or handed back because it was no longer active.
+
+Rule 1: frames reach actors in sequence order, across handoffs. When the owner changes, or a
+frame comes back, the router sends nothing more until every frame in flight has settled; the
+handed-back ones go to the front of the queue, and a new *epoch* starts. An actor that handed
+back a frame of some epoch hands back every later frame of it, so nothing overtakes.
+
+Rule 2: nothing is lost. While no bridged actor is active frames wait in the queue, whose
+bound makes `send` wait (backpressure); frames in flight to an actor that vanishes are queued
+again (delivery is at-least-once across a crash).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import msgspec
+import trio
+
+from ._envelope import AgentInfo, BridgeAck, BridgeFrame, Envelope
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class _Item:
+    seq: int
+    frame_type: str
+    data: msgspec.Raw
+
+
+@attrs.define
+class FrameRouter:
+    """Decides which queued frame goes to which actor, and when. Pure: no I/O, no Trio."""
+
+    bridge: str
+    capacity: int = 1024
+    window: int = 32
+    owner: str | None = None
+    epoch: int = 0
+    _next_seq: int = 1
+    _pending: deque[_Item] = attrs.field(factory=deque)
+    _in_flight: dict[int, _Item] = attrs.field(factory=dict)
+    _returned: list[_Item] = attrs.field(factory=list)
+    _target: str | None = None
+    _draining: bool = False
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be sent."""
+        return len(self._pending)
+
+    @property
+    def in_flight(self) -> int:
+        """Frames sent and not yet settled."""
+        return len(self._in_flight)
+
+    def has_room(self) -> bool:
+        """Whether `push` may add another frame (the queue is below `capacity`)."""
+        return len(self._pending) + len(self._returned) < self.capacity
+
+    def push(self, frame_type: str, data: msgspec.Raw) -> int:
+        """Queue a frame; return its sequence number."""
+        seq = self._next_seq
+        self._next_seq += 1
+        self._pending.append(_Item(seq, frame_type, data))
+        return seq
+
+    def set_owner(self, owner: str | None) -> None:
+        """Record which actor should receive frames from now on (None: nobody)."""
+        if owner != self.owner:
+            self.owner = owner
+            if self._in_flight:
+                self._draining = True
+
+    def settle(self, seq: int, returned: bool) -> None:
+        """Record an actor's answer for frame `seq`."""
+        item = self._in_flight.pop(seq, None)
+        if item is None:
+            return
+        if returned:
+            self._returned.append(item)
+            self._draining = True
+        self._maybe_finish_drain()
+
+    def lost(self, name: str) -> None:
+        """Actor `name` vanished: every frame in flight to it goes back to the queue."""
+        if self._target == name and self._in_flight:
+            self._returned.extend(self._in_flight.values())
+            self._in_flight.clear()
+            self._draining = True
+            self._maybe_finish_drain()
+
+    def next_frames(self) -> list[tuple[str, BridgeFrame]]:
+        """Return the frames to send now, each with its recipient, and mark them in flight."""
+        if self._draining or self.owner is None:
+            return []
+        if self._target != self.owner:
+            self._target = self.owner
+            self.epoch += 1
+        sends: list[tuple[str, BridgeFrame]] = []
+        while self._pending and len(self._in_flight) < self.window:
+            item = self._pending.popleft()
+            self._in_flight[item.seq] = item
+            frame = BridgeFrame(
+                bridge=self.bridge,
+                seq=item.seq,
+                epoch=self.epoch,
+                frame_type=item.frame_type,
+                data=item.data,
+            )
+            sends.append((self.owner, frame))
+        return sends
+
+    def _maybe_finish_drain(self) -> None:
+        if self._draining and not self._in_flight:
+            self._pending.extendleft(sorted(self._returned, key=lambda i: i.seq, reverse=True))
+            self._returned.clear()
+            self._draining = False
+            self._target = None
+
+
+def choose_owner(bridge: str, agents: list[AgentInfo], current: str | None) -> str | None:
+    """Pick the active actor bridged to `bridge`, keeping `current` while it qualifies."""
+    candidates = [
+        info.name
+        for info in agents
+        if info.active and info.bridged is not None and (not info.bridged or bridge in info.bridged)
+    ]
+    if current in candidates:
+        return current
+    return candidates[-1] if candidates else None
+
+
+@attrs.define(eq=False)
+class Bridge:
+    """The outside end of a bridge: send frames in, receive what the agents answer.
+
+    Made by `ActorSystem.open_bridge`; usable only inside its ``async with`` block.
+    """
+
+    name: str
+    """The bridge's name."""
+    _router: FrameRouter
+    _outbound_send: trio.MemorySendChannel[Any]
+    _outbound_receive: trio.MemoryReceiveChannel[Any]
+    _room: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    _work: trio.Event = attrs.field(factory=trio.Event)
+    _encode: Any = None
+    _closed: bool = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<Bridge [{self.name!r}, owner: {self._router.owner!r}, "
+            f"queued: {self._router.queued}, in flight: {self._router.in_flight}]>"
+        )
+
+    @property
+    def owner(self) -> str | None:
+        """The actor frames currently go to, or None while no bridged actor is active."""
+        return self._router.owner
+
+    def send_nowait(self, frame: msgspec.Struct) -> None:
+        """Queue an inbound frame for the active bridged actor without waiting.
+
+        Raises:
+            trio.WouldBlock: if the bridge's queue is full.
+            trio.ClosedResourceError: if the bridge is closed.
+            EncodeError: if `frame` is not a user-defined Struct that can be encoded.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError(f"bridge {self.name!r} is closed")
+        if not self._router.has_room():
+            raise trio.WouldBlock
+        frame_type, data = self._encode(frame)
+        self._router.push(frame_type, data)
+        self._work.set()
+
+    async def send(self, frame: msgspec.Struct) -> None:
+        """Queue an inbound frame, waiting while the bridge's queue is full.
+
+        Frames reach the active bridged actor's `on_frame` in the order they were sent; a frame
+        sent while no bridged actor is active waits for the next activation.
+
+        Raises:
+            trio.ClosedResourceError: if the bridge is closed.
+            EncodeError: if `frame` is not a user-defined Struct that can be encoded.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                self.send_nowait(frame)
+            except trio.WouldBlock:
+                await self._room.park()
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+
+    async def receive(self) -> Any:
+        """Wait for the next frame an actor sent out through this bridge.
+
+        Raises:
+            trio.EndOfChannel: once the bridge is closed.
+        """
+        return await self._outbound_receive.receive()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while True:
+            try:
+                yield await self._outbound_receive.receive()
+            except trio.EndOfChannel:
+                return
+
+    def statistics(self) -> dict[str, Any]:
+        """Return the bridge's owner and queue sizes."""
+        return {
+            "owner": self._router.owner,
+            "queued": self._router.queued,
+            "in_flight": self._router.in_flight,
+            "capacity": self._router.capacity,
+        }
+
+    # --- driven by the system's bridge endpoint task ----------------------------------------
+
+    def _on_envelope(self, envelope: Envelope, decode: Any) -> Any:
+        body = envelope.body
+        if isinstance(body, BridgeAck):
+            self._router.settle(body.seq, body.returned)
+            self._wake()
+            return None
+        if isinstance(body, BridgeFrame):
+            return decode(body.frame_type, body.data)
+        logger.warning("bridge %r ignored unexpected %s", self.name, type(body).__name__)
+        return None
+
+    def _wake(self) -> None:
+        self._work.set()
+        self._room.unpark_all()

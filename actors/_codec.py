@@ -1,0 +1,274 @@
+"""EnvelopeCodec: `Envelope` <-> bytes, sans-io.
+
+Theory of operation
+-------------------
+An envelope goes on the wire as one msgpack array::
+
+    [version, id, sender, recipient, kind, body, job_id, urgent, deadline, trace]
+
+`kind` names the body's type: a system message's tag (``"job_request"``), or ``"u:"`` followed
+by a user Struct's ``module:qualname``. Decoding is two steps, like tractor's ``Raw`` payload:
+the header first, with the body left as raw bytes, then the body against the type `kind` names.
+
+Rule 1: nothing is ever imported because a peer named it. A user type name is looked up only
+among `msgspec.Struct` classes this process has already defined; an unknown name is a
+`DecodeError`.
+
+Rule 2: every way bytes can be wrong (garbage, truncated, oversized, another protocol version,
+an unknown kind, a body that does not fit its type) raises `DecodeError` with the reason, and
+nothing else. Encoding a value msgspec cannot represent raises `EncodeError`.
+
+Encoder and decoders are built once per codec and reused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from ._envelope import PROTOCOL_VERSION, SYSTEM_MESSAGE_TYPES, Envelope, SystemMessage
+from ._exceptions import DecodeError, EncodeError
+
+DEFAULT_MAX_SIZE: Final = 4 * 1024 * 1024
+"""Default largest envelope, in bytes, that a codec encodes or decodes (4 MiB)."""
+
+_USER_PREFIX: Final = "u:"
+
+
+class _WireEnvelope(msgspec.Struct, array_like=True, frozen=True):
+    """The header as it is decoded first, with the body still raw."""
+
+    version: int
+    id: str
+    sender: str
+    recipient: str | None
+    kind: str
+    body: msgspec.Raw
+    job_id: str | None
+    urgent: bool
+    deadline: float | None
+    trace: dict[str, str] | None
+
+
+def type_name(cls: type) -> str:
+    """Return the wire name of a user-defined Struct type: ``module:qualname``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+class _UserTypes:
+    """Finds user Struct types by wire name among the classes this process has defined."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, type[msgspec.Struct]] = {}
+
+    def remember(self, cls: type[msgspec.Struct]) -> str:
+        name = type_name(cls)
+        self._by_name.setdefault(name, cls)
+        return name
+
+    def lookup(self, name: str) -> type[msgspec.Struct] | None:
+        found = self._by_name.get(name)
+        if found is None:
+            self._rescan()
+            found = self._by_name.get(name)
+        return found
+
+    def _rescan(self) -> None:
+        # Walking the subclass tree only finds classes that already exist, which is what
+        # keeps a peer from making us import anything.
+        pending: list[type[msgspec.Struct]] = [msgspec.Struct]
+        while pending:
+            cls = pending.pop()
+            for sub in cls.__subclasses__():
+                pending.append(sub)
+                if not issubclass(sub, SystemMessage):
+                    self._by_name.setdefault(type_name(sub), sub)
+
+
+_USER_TYPES = _UserTypes()
+
+
+class EnvelopeCodec:
+    """Encodes envelopes to msgpack bytes and decodes them back.
+
+    Args:
+        max_size: largest envelope in bytes that is encoded or accepted (default 4 MiB).
+
+    Raises:
+        ValueError: if `max_size` is not positive.
+    """
+
+    def __init__(self, *, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        if max_size <= 0:
+            raise ValueError(f"max_size must be > 0, got {max_size!r}")
+        self.max_size = max_size
+        self._encoder = msgspec.msgpack.Encoder()
+        self._header_decoder = msgspec.msgpack.Decoder(_WireEnvelope)
+        self._system_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {
+            _tag_of(cls): msgspec.msgpack.Decoder(cls) for cls in SYSTEM_MESSAGE_TYPES
+        }
+        self._user_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"<EnvelopeCodec max_size={self.max_size}>"
+
+    def encode(self, envelope: Envelope) -> bytes:
+        """Encode `envelope` to bytes.
+
+        Raises:
+            EncodeError: if the body or a value in it cannot be encoded, the body is not a
+                msgspec Struct, or the result is larger than `max_size`.
+        """
+        body = envelope.body
+        kind = self.kind_of(body)
+        wire = (
+            envelope.version,
+            envelope.id,
+            envelope.sender,
+            envelope.recipient,
+            kind,
+            body,
+            envelope.job_id,
+            envelope.urgent,
+            envelope.deadline,
+            envelope.trace,
+        )
+        try:
+            data = self._encoder.encode(wire)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise EncodeError(f"{kind} message: {exc}") from exc
+        if len(data) > self.max_size:
+            raise EncodeError(
+                f"{kind} message of {len(data)} bytes exceeds max_size {self.max_size}"
+            )
+        return data
+
+    def decode(self, data: bytes | bytearray | memoryview) -> Envelope:
+        """Decode bytes produced by `encode` (here or in a peer) into an `Envelope`.
+
+        Raises:
+            DecodeError: for any input that is not a valid envelope of this protocol version.
+        """
+        if len(data) > self.max_size:
+            raise DecodeError(f"{len(data)} bytes exceeds max_size {self.max_size}")
+        try:
+            wire = self._header_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise DecodeError(self._explain_header_failure(data, exc)) from None
+        if wire.version != PROTOCOL_VERSION:
+            raise DecodeError(_version_message(wire.version))
+        body = self._decode_body(wire.kind, wire.body)
+        return Envelope(
+            id=wire.id,
+            sender=wire.sender,
+            recipient=wire.recipient,
+            body=body,
+            job_id=wire.job_id,
+            urgent=wire.urgent,
+            deadline=wire.deadline,
+            trace=wire.trace,
+            version=wire.version,
+        )
+
+    def roundtrip(self, envelope: Envelope) -> Envelope:
+        """Encode and decode `envelope`: what a peer in another process would receive.
+
+        Strict mode runs every local delivery through this so that a payload that cannot
+        cross a process boundary fails in tests, not in production.
+        """
+        return self.decode(self.encode(envelope))
+
+    def kind_of(self, body: object) -> str:
+        """Return the wire kind naming `body`'s type.
+
+        Raises:
+            EncodeError: if `body` is not a msgspec Struct.
+        """
+        if isinstance(body, SystemMessage):
+            return _tag_of(type(body))
+        if isinstance(body, msgspec.Struct):
+            return _USER_PREFIX + _USER_TYPES.remember(type(body))
+        raise EncodeError(
+            f"a message body must be a msgspec.Struct, got {type(body).__name__!r}"
+        )
+
+    def encode_value(self, value: msgspec.Struct) -> tuple[str, msgspec.Raw]:
+        """Encode a user Struct on its own: its wire type name and its bytes.
+
+        Bridges use this to carry frames inside a system message.
+
+        Raises:
+            EncodeError: if `value` is not a Struct or cannot be encoded.
+        """
+        if not isinstance(value, msgspec.Struct) or isinstance(value, SystemMessage):
+            raise EncodeError(
+                f"a frame must be a user-defined msgspec.Struct, got {type(value).__name__!r}"
+            )
+        name = _USER_TYPES.remember(type(value))
+        try:
+            return name, msgspec.Raw(self._encoder.encode(value))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise EncodeError(f"{name} value: {exc}") from exc
+
+    def decode_value(self, name: str, data: msgspec.Raw | bytes) -> Any:
+        """Decode a value made by `encode_value` against a type this process already has.
+
+        Raises:
+            DecodeError: if the type is unknown here or the bytes do not fit it.
+        """
+        return self._decode_user(name, data)
+
+    def _decode_body(self, kind: str, raw: msgspec.Raw) -> Any:
+        if kind.startswith(_USER_PREFIX):
+            return self._decode_user(kind[len(_USER_PREFIX) :], raw)
+        decoder = self._system_decoders.get(kind)
+        if decoder is None:
+            raise DecodeError(f"unknown message kind {kind!r}")
+        try:
+            return decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise DecodeError(f"invalid {kind!r} body: {exc}") from None
+
+    def _decode_user(self, name: str, raw: msgspec.Raw | bytes) -> Any:
+        decoder = self._user_decoders.get(name)
+        if decoder is None:
+            cls = _USER_TYPES.lookup(name)
+            if cls is None:
+                raise DecodeError(
+                    f"unknown message type {name!r}; define or import it in the receiving "
+                    "process (types are never imported on a peer's behalf)"
+                )
+            decoder = self._user_decoders[name] = msgspec.msgpack.Decoder(cls)
+        try:
+            return decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise DecodeError(f"invalid {name!r} body: {exc}") from None
+
+    def _explain_header_failure(
+        self, data: bytes | bytearray | memoryview, exc: msgspec.DecodeError
+    ) -> str:
+        # Only on the error path: look at the bytes generically to tell a peer speaking another
+        # protocol version from plain garbage.
+        try:
+            loose = msgspec.msgpack.decode(data)
+        except msgspec.DecodeError:
+            return f"malformed or truncated msgpack ({exc})"
+        if (
+            isinstance(loose, list)
+            and loose
+            and isinstance(loose[0], int)
+            and loose[0] != PROTOCOL_VERSION
+        ):
+            return _version_message(loose[0])
+        return f"not an envelope ({exc})"
+
+
+def _tag_of(cls: type[SystemMessage]) -> str:
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str), f"{cls.__name__} has no string tag"
+    return tag
+
+
+def _version_message(version: object) -> str:
+    return f"unsupported protocol version {version!r} (this side speaks {PROTOCOL_VERSION})"

@@ -1,0 +1,264 @@
+"""How one actor instance runs: start, mailbox loop, graceful end, and the report of its exit.
+
+Theory of operation
+-------------------
+An actor instance is one Trio task, started by a `supervision.Supervisor` (its parent's, or the
+system's root one), shaped like this::
+
+    claim name, open mailbox
+    with CancelScope() as scope:                    # cancel() cancels it; end() sets a deadline
+        async with nursery:                         # job tasks and helpers
+            async with open_supervisor(...):        # children live here
+                on_ready(); announce ready; started()
+                mailbox loop                        # until end()
+            # children have stopped, in reverse start order
+            wait for in-flight jobs                 # under the deadline end() set
+    finally (shielded): unregister, close mailbox, answer leftovers CANCELLED,
+                        on_error(fatal) if it crashed, on_finished(), announce gone
+
+Rule 1: hooks run in order: `on_ready` before any message, `on_finished` last, after children
+and jobs are gone. Rule 2: an exception from a hook or message handler is a crash: it leaves
+this function, the supervisor sees it, and the parent hears of it in `on_agent_error`.
+Rule 3: when the instance is gone nothing of it is left: no task, no name, no mailbox, and
+every job it held or had queued has been answered.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from supervision import ChildExit, ChildSpec, Decision, Restart, open_supervisor
+
+from ._envelope import AgentError, Envelope
+from ._exceptions import ActorStateError
+from ._mailbox import Mailbox
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+    from ._system import ActorSystem
+
+logger = logging.getLogger(__name__)
+
+FINISH_GRACE = 5.0
+"""Seconds `on_finished` may take during shutdown before it is cancelled."""
+
+
+@attrs.frozen
+class ActorSpec:
+    """How to make a child actor afresh, for supervision that restarts it.
+
+    A restart never reuses a crashed instance: it calls `factory` again.
+
+    Args:
+        factory: returns a new, unstarted actor instance (same name every time).
+        restart: when the supervisor restarts it.
+    """
+
+    factory: Callable[[], Actor]
+    """Makes a fresh instance."""
+    restart: Restart = Restart.TEMPORARY
+    """When the supervisor restarts it."""
+
+
+def describe(error: BaseException) -> str:
+    """Return ``Type: message`` for an error, looking inside single-error groups."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _factory_for(actor: Actor) -> Callable[[], Actor]:
+    # The first start uses the instance the user passed; restarts rebuild one from the
+    # constructor arguments recorded when the instance was made.
+    recorded: tuple[tuple[Any, ...], dict[str, Any]] | None = getattr(actor, "_init_args", None)
+    instances = [actor]
+
+    def factory() -> Actor:
+        if instances:
+            return instances.pop()
+        if recorded is None:
+            raise ActorStateError(f"actor {actor.name!r} cannot be rebuilt for a restart")
+        args, kwargs = recorded
+        return type(actor)(*args, **kwargs)
+
+    return factory
+
+
+def child_spec(
+    system: ActorSystem,
+    parent: Actor | None,
+    actor: Actor | ActorSpec,
+    restart: Restart | None,
+) -> tuple[str, ChildSpec]:
+    """Build the supervision child spec that runs `actor` (or fresh instances from a spec)."""
+    if isinstance(actor, ActorSpec):
+        factory = actor.factory
+        restart = restart or actor.restart
+        first = factory()
+        pending = [first]
+
+        def make() -> Actor:
+            return pending.pop() if pending else factory()
+
+        name = first.name
+        grace = first.shutdown_grace
+    else:
+        make = _factory_for(actor)
+        name = actor.name
+        grace = actor.shutdown_grace
+    start = functools.partial(_run_instance, make, system, parent)
+    return name, ChildSpec(
+        name=name, start=start, restart=restart or Restart.TEMPORARY, shutdown=grace
+    )
+
+
+async def start_child(parent: Actor, actor: Actor | ActorSpec, restart: Restart | None) -> Actor:
+    """Start `actor` as a child of the running actor `parent`; return the ready instance."""
+    supervisor = getattr(parent, "_supervisor", None)
+    if supervisor is None or parent._ending:
+        raise ActorStateError(f"actor {parent.name!r} is not running; cannot add a child")
+    _, spec = child_spec(parent.system, parent, actor, restart)
+    started = await supervisor.start_child(spec)
+    assert isinstance(started, type(started))
+    return started  # type: ignore[no-any-return]
+
+
+def exit_reporter(system: ActorSystem, parent: Actor | None) -> Any:
+    """Return the supervisor callback that tells `parent` (or the log) about a child's exit."""
+
+    async def on_exit(exit: ChildExit, decision: Decision) -> None:
+        if exit.error is None:
+            return
+        text = describe(exit.error)
+        action = decision.action.name.lower()
+        if parent is None:
+            logger.error("root actor %r crashed (%s); decision: %s", exit.name, text, action)
+            return
+        message = AgentError(name=exit.name, error=text, fatal=True)
+        await system._send(exit.name, parent.name, message, urgent=True, missing_ok=True)
+
+    return on_exit
+
+
+async def _run_instance(
+    make: Callable[[], Actor],
+    system: ActorSystem,
+    parent: Actor | None,
+    stopping: trio.Event,
+    *,
+    task_status: trio.TaskStatus[Actor] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    actor = make()
+    if actor._system is not None:
+        raise ActorStateError(f"actor {actor.name!r} was already started; pass a new instance")
+    actor._system = system
+    actor._parent = parent
+    mailbox: Mailbox[Envelope] = Mailbox(actor.mailbox_size)
+    await system._register_local(actor, mailbox)
+    if parent is not None:
+        parent._children.append(actor)
+    crash: BaseException | None = None
+    try:
+        with trio.CancelScope() as scope:
+            actor._scope = scope
+            if actor._cancel_requested:
+                scope.cancel()
+            async with trio.open_nursery() as nursery:
+                actor._nursery = nursery
+                nursery.start_soon(_follow_stopping, actor, stopping)
+                async with open_supervisor(
+                    strategy=actor.strategy,
+                    intensity=actor.intensity,
+                    backoff=actor.backoff,
+                    on_exit=exit_reporter(system, actor),
+                ) as supervisor:
+                    actor._supervisor = supervisor
+                    await actor.on_ready()
+                    actor._started_at = time.time()
+                    actor._ready = True
+                    await system._announce_ready(actor)
+                    task_status.started(actor)
+                    await _mailbox_loop(actor, mailbox)
+                    actor._supervisor = None
+                await actor._wait_for_jobs()
+                nursery.cancel_scope.cancel(reason="actor finished")
+    except BaseException as exc:
+        if not isinstance(exc, trio.Cancelled):
+            crash = exc
+        raise
+    finally:
+        with trio.CancelScope(shield=True):
+            await _finish(actor, mailbox, crash)
+
+
+async def _follow_stopping(actor: Actor, stopping: trio.Event) -> None:
+    await stopping.wait()
+    actor.end(actor._parent._end_reason if actor._parent else None, grace=actor.shutdown_grace)
+
+
+async def _mailbox_loop(actor: Actor, mailbox: Mailbox[Envelope]) -> None:
+    handlers = actor._handlers()
+    on_message = actor.on_message
+    acks = actor.system._pending_acks
+    while not actor._ending:
+        with trio.CancelScope() as receive_scope:
+            actor._receive_scope = receive_scope
+            try:
+                envelope = await mailbox.receive()
+            except trio.EndOfChannel:
+                return
+        actor._receive_scope = None
+        if receive_scope.cancelled_caught:
+            continue
+        handler = handlers.get(type(envelope.body))
+        try:
+            if handler is not None:
+                await handler(envelope)
+            else:
+                await on_message(envelope)
+        except Exception:
+            # A crash: jobs this actor holds must end FAILED, not CANCELLED.
+            actor._crashing = True
+            raise
+        if acks:
+            await actor.system._ack(envelope)
+
+
+async def _finish(actor: Actor, mailbox: Mailbox[Envelope], crash: BaseException | None) -> None:
+    system = actor.system
+    actor._ending = True
+    actor._supervisor = None
+    mailbox.close()
+    for watch in actor._watches:
+        watch.cancel()
+    actor._watches.clear()
+    await system._unregister_local(actor, crashed=crash is not None)
+    if actor._parent is not None and actor in actor._parent._children:
+        actor._parent._children.remove(actor)
+    leftovers = mailbox.drain()
+    await actor._answer_leftovers(leftovers, crashed=crash is not None)
+    await actor._end_requests()
+    if actor._ready:
+        with trio.move_on_after(FINISH_GRACE) as finish_scope:
+            try:
+                if crash is not None:
+                    await actor.on_error(describe(crash), True)
+                await actor.on_finished()
+            except Exception:
+                logger.exception("actor %r failed while finishing", actor.name)
+        if finish_scope.cancelled_caught:
+            logger.warning(
+                "actor %r: on_finished did not return within %ss; cancelled it",
+                actor.name,
+                FINISH_GRACE,
+            )
+    actor._finished_event.set()
+    logger.debug("actor %r finished%s", actor.name, " (crashed)" if crash else "")

@@ -1,0 +1,164 @@
+"""Mailbox: an actor's bounded inbox with an urgent lane.
+
+Theory of operation
+-------------------
+Two FIFO lanes, normal and urgent, each bounded by `capacity`. `receive` always takes from the
+urgent lane first, so urgent traffic (cancellations, lifecycle) goes ahead of queued work while
+each lane keeps arrival order, which gives per-sender FIFO within a lane.
+
+A full lane makes `send` wait (that is the backpressure) and `send_nowait` raise
+`trio.WouldBlock`. Closing the mailbox wakes every waiter: senders get
+`trio.ClosedResourceError`, and the receiver gets `trio.EndOfChannel` once both lanes are
+drained (`drain()` hands the leftovers back so the owner can answer them).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Generic, TypeVar
+
+import attrs
+import trio
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class MailboxStatistics:
+    """A snapshot of a mailbox's state, like `trio.MemoryChannelStatistics`."""
+
+    queued: int
+    """Items waiting in the normal lane."""
+    queued_urgent: int
+    """Items waiting in the urgent lane."""
+    capacity: int
+    """Bound of each lane."""
+    senders_waiting: int
+    """Tasks blocked in `send` because a lane is full."""
+    closed: bool
+    """Whether the mailbox refuses new items."""
+
+
+class Mailbox(Generic[T]):
+    """A bounded two-lane FIFO queue with one receiver.
+
+    Args:
+        capacity: most items each lane holds before `send` waits.
+
+    Raises:
+        ValueError: if `capacity` is not positive.
+    """
+
+    def __init__(self, capacity: int = 1000) -> None:
+        if capacity <= 0:
+            raise ValueError(f"capacity must be > 0, got {capacity!r}")
+        self.capacity = capacity
+        self._normal: deque[T] = deque()
+        self._urgent: deque[T] = deque()
+        self._closed = False
+        self._receive_lot = trio.lowlevel.ParkingLot()
+        self._send_lot = trio.lowlevel.ParkingLot()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<Mailbox [{state}, queued: {len(self._normal)}, urgent: {len(self._urgent)}, "
+            f"capacity: {self.capacity}]>"
+        )
+
+    def send_nowait(self, item: T, *, urgent: bool = False) -> None:
+        """Queue `item` without waiting.
+
+        Raises:
+            trio.WouldBlock: if its lane is full.
+            trio.ClosedResourceError: if the mailbox is closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("mailbox is closed")
+        lane = self._urgent if urgent else self._normal
+        if len(lane) >= self.capacity:
+            raise trio.WouldBlock
+        lane.append(item)
+        self._receive_lot.unpark()
+
+    async def send(self, item: T, *, urgent: bool = False) -> None:
+        """Queue `item`, waiting while its lane is full.
+
+        Raises:
+            trio.ClosedResourceError: if the mailbox is or becomes closed.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                self.send_nowait(item, urgent=urgent)
+            except trio.WouldBlock:
+                await self._send_lot.park()
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+
+    def receive_nowait(self) -> T:
+        """Take the next item, urgent lane first, without waiting.
+
+        Raises:
+            trio.WouldBlock: if both lanes are empty.
+            trio.EndOfChannel: if both lanes are empty and the mailbox is closed.
+        """
+        if self._urgent:
+            item = self._urgent.popleft()
+        elif self._normal:
+            item = self._normal.popleft()
+        elif self._closed:
+            raise trio.EndOfChannel
+        else:
+            raise trio.WouldBlock
+        if self._send_lot:
+            # Waiters may be blocked on either lane; waking all of them (rare: only under
+            # backpressure) avoids a lost wake-up for the lane that just got room.
+            self._send_lot.unpark_all()
+        return item
+
+    async def receive(self) -> T:
+        """Take the next item, urgent lane first, waiting while both lanes are empty.
+
+        Raises:
+            trio.EndOfChannel: once the mailbox is closed and drained.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                item = self.receive_nowait()
+            except trio.WouldBlock:
+                await self._receive_lot.park()
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return item
+
+    def close(self) -> None:
+        """Refuse new items and wake every waiting sender and receiver. Idempotent."""
+        self._closed = True
+        self._send_lot.unpark_all()
+        self._receive_lot.unpark_all()
+
+    def drain(self) -> list[T]:
+        """Remove and return everything still queued, urgent items first."""
+        items = [*self._urgent, *self._normal]
+        self._urgent.clear()
+        self._normal.clear()
+        self._send_lot.unpark_all()
+        return items
+
+    @property
+    def closed(self) -> bool:
+        """Whether the mailbox refuses new items."""
+        return self._closed
+
+    def statistics(self) -> MailboxStatistics:
+        """Return a snapshot of the mailbox's state."""
+        return MailboxStatistics(
+            queued=len(self._normal),
+            queued_urgent=len(self._urgent),
+            capacity=self.capacity,
+            senders_waiting=len(self._send_lot),
+            closed=self._closed,
+        )

@@ -1,0 +1,662 @@
+"""Jobs, requester side: `job()`, `job_group()`, `request_job*()`, `cancel_job()`.
+
+Theory of operation
+-------------------
+Each job a requester opens is a `_JobState` keyed by job id. Worker answers are taken on
+delivery (`_take_reply`), never through the requester's mailbox loop, so a handler can await a
+job without deadlocking its own actor. Jobs opened with `job()`/`job_group()` consume their
+events directly; fire-and-forget jobs (`request_job*`) hand them to the mailbox, where the
+`on_job_*` hooks run in order.
+
+Rule 1: one deadline. `timeout=` and any enclosing Trio deadline make one absolute deadline; it
+bounds waiting for readiness and for answers, travels with each request as the worker's budget,
+and however it expires the requester sees `JobTimeout`, after the workers were cancelled.
+
+Rule 2: nothing left running. Leaving the block by an exception or cancellation, including
+while waiting in ``__aexit__``, cancels every member still working before propagating.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ._envelope import (
+    Envelope,
+    JobCancel,
+    JobCredit,
+    JobRequestMessage,
+    JobResponseMessage,
+    JobStatus,
+    JobStreamData,
+    JobStreamEnd,
+    JobStreamStart,
+    JobUpdateMessage,
+    JobUpdateRequest,
+)
+from ._exceptions import ActorNotFound
+from ._jobs import (
+    CREDIT_WINDOW,
+    JobError,
+    JobEvent,
+    JobEventType,
+    JobGroupError,
+    JobResponse,
+    JobResult,
+    JobTimeout,
+)
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
+
+logger = logging.getLogger(__name__)
+
+REPLY_TYPES = (
+    JobResponseMessage,
+    JobUpdateMessage,
+    JobStreamStart,
+    JobStreamData,
+    JobStreamEnd,
+)
+_EVENT_TYPES: dict[type, JobEventType] = {
+    JobUpdateMessage: JobEventType.UPDATE,
+    JobStreamStart: JobEventType.STREAM_START,
+    JobStreamData: JobEventType.STREAM_DATA,
+    JobStreamEnd: JobEventType.STREAM_END,
+}
+_ERROR_STATUSES = (JobStatus.ERROR, JobStatus.FAILED)
+
+
+@attrs.define(eq=False)
+class _JobState:
+    job_id: str
+    members: tuple[str, ...]
+    cancel_on_error: bool
+    direct: bool
+    deadline: float
+    statuses: dict[str, JobStatus] = attrs.field(factory=dict)
+    responses: dict[str, Any] = attrs.field(factory=dict)
+    errors: dict[str, str | None] = attrs.field(factory=dict)
+    sent: set[str] = attrs.field(factory=set)
+    unread: dict[str, int] = attrs.field(factory=dict)
+    first_error: str | None = None
+    changed: trio.Event = attrs.field(factory=trio.Event)
+    events_send: trio.MemorySendChannel[JobEvent] | None = None
+    events_receive: trio.MemoryReceiveChannel[JobEvent] | None = None
+
+    @property
+    def done(self) -> bool:
+        return len(self.statuses) == len(self.members)
+
+    def pending(self) -> list[str]:
+        return [name for name in self.members if name not in self.statuses]
+
+    def settle(self, name: str, status: JobStatus, response: Any, error: str | None) -> bool:
+        if name not in self.members or name in self.statuses:
+            return False
+        self.statuses[name] = status
+        if response is not None or status is JobStatus.COMPLETED:
+            self.responses[name] = response
+        self.errors[name] = error
+        if status in _ERROR_STATUSES and self.first_error is None:
+            self.first_error = name
+        self.wake()
+        return True
+
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+class JobRequesterMixin:
+    """The requester half of `Actor` and `ActorSystem`."""
+
+    def _init_jobs(self) -> None:
+        self._requests: dict[str, _JobState] = {}
+
+    @property
+    def _requester_name(self) -> str:
+        return self._system_ref.requester_address(self)
+
+    @property
+    def _system_ref(self) -> ActorSystem:
+        return self.system  # type: ignore[attr-defined, no-any-return]
+
+    # --- public API --------------------------------------------------------------------------
+
+    def job(
+        self,
+        actor_name: str,
+        *,
+        name: str | None = None,
+        payload: Any = None,
+        timeout: float | None = None,
+    ) -> JobContext:
+        """Dispatch a job to one worker: ``async with self.job("w", payload=...) as j:``.
+
+        Entering waits for the worker to be ready and sends the request; ``async for event in
+        j`` yields its updates and stream events; leaving waits for its answer (`j.response`,
+        `j.status`).
+
+        Raises (on leaving):
+            JobError: if the worker answered ERROR, FAILED or CANCELLED.
+            JobTimeout: if the deadline passed first (the worker was cancelled).
+        """
+        return JobContext(self, (actor_name,), name, payload, timeout, True)
+
+    def job_group(
+        self,
+        *actor_names: str,
+        name: str | None = None,
+        payload: Any = None,
+        timeout: float | None = None,
+        cancel_on_error: bool = True,
+    ) -> JobGroupContext:
+        """Dispatch one job to many workers at once; see `job`.
+
+        ``g.responses`` and ``g.statuses`` map each worker's name to its outcome.
+
+        Raises (on leaving):
+            JobGroupError: with ``cancel_on_error`` (the default), when a member answered
+                ERROR or FAILED; the others were cancelled and every status is attached.
+            JobTimeout: if the deadline passed first (every member still working was
+                cancelled).
+        """
+        return JobGroupContext(self, actor_names, name, payload, timeout, cancel_on_error)
+
+    async def request_job(
+        self,
+        actor_name: str,
+        *,
+        name: str | None = None,
+        payload: Any = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Send a job and return its id at once; answers arrive on the `on_job_*` hooks.
+
+        Waits for the worker to be ready first (within `timeout`).
+
+        Raises:
+            JobTimeout: if the worker is not ready before the deadline.
+        """
+        return await self.request_job_group(
+            actor_name, name=name, payload=payload, timeout=timeout
+        )
+
+    async def request_job_group(
+        self,
+        *actor_names: str,
+        name: str | None = None,
+        payload: Any = None,
+        timeout: float | None = None,
+        cancel_on_error: bool = True,
+    ) -> str:
+        """Send one job to many workers and return its id; answers arrive on the hooks.
+
+        Raises:
+            JobTimeout: if a worker is not ready before the deadline.
+        """
+        state = self._new_state(actor_names, cancel_on_error, timeout, direct=False)
+        try:
+            await self._dispatch(state, name, payload)
+        except BaseException:
+            await self._abandon(state, "request was interrupted")
+            raise
+        return state.job_id
+
+    async def cancel_job(self, job_id: str, reason: str | None = None) -> None:
+        """Cancel every member of job `job_id` still working; each answers CANCELLED.
+
+        Unknown or finished jobs are ignored.
+        """
+        state = self._requests.get(job_id)
+        if state is None:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._cancel_members(state, reason or "cancelled by the requester")
+
+    async def request_job_update(self, job_id: str, actor_name: str) -> None:
+        """Ask worker `actor_name` for a progress update on `job_id` (it answers with one)."""
+        await self._system_ref._send(
+            self._requester_name, actor_name, JobUpdateRequest(), job_id=job_id
+        )
+
+    # --- fire-and-forget hooks ---------------------------------------------------------------
+
+    async def on_job_response(self, response: JobResponse) -> None:
+        """Called for each worker's terminal answer to a `request_job*` job."""
+
+    async def on_job_update(self, event: JobEvent) -> None:
+        """Called for each progress update of a `request_job*` job."""
+
+    async def on_job_stream_start(self, event: JobEvent) -> None:
+        """Called when a worker of a `request_job*` job starts streaming."""
+
+    async def on_job_stream_data(self, event: JobEvent) -> None:
+        """Called for each stream chunk of a `request_job*` job."""
+
+    async def on_job_stream_end(self, event: JobEvent) -> None:
+        """Called when a worker of a `request_job*` job ends its stream."""
+
+    async def on_job_completed(self, result: JobResult) -> None:
+        """Called once every member of a `request_job*` job has answered."""
+
+    async def on_job_error(self, response: JobResponse) -> None:
+        """Called when a member's ERROR/FAILED answer cancels a group (``cancel_on_error``)."""
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _new_state(
+        self,
+        members: tuple[str, ...],
+        cancel_on_error: bool,
+        timeout: float | None,
+        *,
+        direct: bool,
+    ) -> _JobState:
+        if not members:
+            raise ValueError("a job needs at least one worker name")
+        if len(set(members)) != len(members):
+            raise ValueError(f"a job group names each worker once, got {members!r}")
+        if timeout is not None and (timeout < 0 or math.isnan(timeout)):
+            raise ValueError(f"timeout must be >= 0, got {timeout!r}")
+        deadline = trio.current_effective_deadline()
+        if timeout is not None:
+            deadline = min(deadline, trio.current_time() + timeout)
+        state = _JobState(uuid.uuid4().hex, members, cancel_on_error, direct, deadline)
+        if direct:
+            size = CREDIT_WINDOW * len(members)
+            state.events_send, state.events_receive = trio.open_memory_channel(size)
+        self._requests[state.job_id] = state
+        return state
+
+    async def _dispatch(self, state: _JobState, name: str | None, payload: Any) -> None:
+        system = self._system_ref
+        with trio.move_on_at(state.deadline) as scope:
+            for member in state.members:
+                await system.registry.wait_ready(member)
+            for member in state.members:
+                budget = None
+                if state.deadline != math.inf:
+                    budget = max(0.0, state.deadline - trio.current_time())
+                try:
+                    await system._send(
+                        self._requester_name,
+                        member,
+                        JobRequestMessage(name=name, payload=payload),
+                        job_id=state.job_id,
+                        deadline=budget,
+                    )
+                except ActorNotFound:
+                    state.settle(member, JobStatus.FAILED, None, f"worker {member!r} is gone")
+                    continue
+                state.sent.add(member)
+        if scope.cancelled_caught:
+            await self._timed_out(state)
+
+    async def _timed_out(self, state: _JobState) -> None:
+        await self._cancel_members(state, "deadline passed")
+        for member in state.pending():
+            state.settle(member, JobStatus.CANCELLED, None, "deadline passed")
+        self._requests.pop(state.job_id, None)
+        raise JobTimeout(
+            f"job {state.job_id} timed out; waiting on {', '.join(state.pending()) or 'nobody'}",
+            job_id=state.job_id,
+            statuses=state.statuses,
+            responses=state.responses,
+            errors=state.errors,
+        )
+
+    async def _cancel_members(self, state: _JobState, reason: str) -> None:
+        system = self._system_ref
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            for member in state.pending():
+                if member in state.sent:
+                    await system._send(
+                        self._requester_name,
+                        member,
+                        JobCancel(reason=reason),
+                        job_id=state.job_id,
+                        urgent=True,
+                        missing_ok=True,
+                    )
+
+    async def _abandon(self, state: _JobState, reason: str) -> None:
+        await self._cancel_members(state, reason)
+        for member in state.pending():
+            state.settle(member, JobStatus.CANCELLED, None, reason)
+        self._requests.pop(state.job_id, None)
+
+    def _take_reply(self, envelope: Envelope) -> bool:
+        """Take a worker's answer on delivery; False hands it to the mailbox (hooks)."""
+        state = self._requests.get(envelope.job_id or "")
+        if state is None:
+            return True
+        if not state.direct:
+            return False
+        self._apply_reply(state, envelope)
+        return True
+
+    def _apply_reply(self, state: _JobState, envelope: Envelope) -> JobEvent | None:
+        body = envelope.body
+        sender = envelope.sender
+        event: JobEvent | None = None
+        if isinstance(body, JobResponseMessage):
+            state.settle(sender, body.status, body.response, body.error)
+        else:
+            event_type = _EVENT_TYPES[type(body)]
+            event = JobEvent(event_type, sender, body.data, state.job_id)
+            if state.events_send is not None:
+                try:
+                    state.events_send.send_nowait(event)
+                except trio.WouldBlock:
+                    logger.warning("job %s: %r exceeded its credit; event dropped", state.job_id, sender)
+                except trio.ClosedResourceError:
+                    pass
+            if isinstance(body, JobStreamEnd):
+                state.settle(sender, JobStatus.COMPLETED, body.data, None)
+            state.wake()
+        return event
+
+    async def _grant_credit(self, state: _JobState, member: str) -> None:
+        count = state.unread.get(member, 0) + 1
+        if count >= CREDIT_WINDOW // 2 and member not in state.statuses:
+            state.unread[member] = 0
+            await self._system_ref._send(
+                self._requester_name,
+                member,
+                JobCredit(count=count),
+                job_id=state.job_id,
+                missing_ok=True,
+            )
+        else:
+            state.unread[member] = count
+
+    def _requester_handlers(self) -> dict[type, Callable[[Envelope], Awaitable[None]]]:
+        return dict.fromkeys(REPLY_TYPES, self._handle_reply)
+
+    async def _handle_reply(self, envelope: Envelope) -> None:
+        state = self._requests.get(envelope.job_id or "")
+        if state is None:
+            return
+        was_done = state.done
+        event = self._apply_reply(state, envelope)
+        if event is not None:
+            hook = {
+                JobEventType.UPDATE: self.on_job_update,
+                JobEventType.STREAM_START: self.on_job_stream_start,
+                JobEventType.STREAM_DATA: self.on_job_stream_data,
+                JobEventType.STREAM_END: self.on_job_stream_end,
+            }[event.type]
+            await hook(event)
+            await self._grant_credit(state, envelope.sender)
+        sender = envelope.sender
+        if sender in state.statuses and (event is None or event.type is JobEventType.STREAM_END):
+            response = JobResponse(
+                state.job_id,
+                sender,
+                state.statuses[sender],
+                state.responses.get(sender),
+                state.errors.get(sender),
+            )
+            await self.on_job_response(response)
+            if state.cancel_on_error and state.first_error == sender:
+                await self._cancel_members(state, f"{sender!r} failed")
+                await self.on_job_error(response)
+        if state.done and not was_done:
+            self._requests.pop(state.job_id, None)
+            await self.on_job_completed(JobResult(state.job_id, state.statuses, state.responses))
+
+    def _worker_gone(self, name: str, *, crashed: bool) -> None:
+        """Worker `name` vanished: its pending members end FAILED or CANCELLED at once."""
+        status = JobStatus.FAILED if crashed else JobStatus.CANCELLED
+        text = f"worker {name!r} {'crashed' if crashed else 'stopped'}"
+        for state in list(self._requests.values()):
+            if name in state.members and name not in state.statuses:
+                if state.direct:
+                    state.settle(name, status, None, text)
+                else:
+                    self._post_reply(state, name, JobResponseMessage(status=status, error=text))
+        gone_hook = getattr(self, "_requester_gone_for_worker", None)
+        if gone_hook is not None:
+            gone_hook(name)
+
+    def _post_reply(self, state: _JobState, name: str, message: JobResponseMessage) -> None:
+        system = self._system_ref
+        envelope = Envelope(
+            id=system._next_id(),
+            sender=name,
+            recipient=self._requester_name,
+            body=message,
+            job_id=state.job_id,
+        )
+        system._post_envelope(self, envelope)
+
+    async def _end_requests(self) -> None:
+        """This requester is ending: cancel every job it still has out."""
+        for state in list(self._requests.values()):
+            await self._abandon(state, f"requester {self._requester_name!r} ended")
+
+    async def _cancel_requests(self, reason: str) -> None:
+        for state in list(self._requests.values()):
+            await self._abandon(state, reason)
+
+    async def _answer_undeliverable(self, envelope: Envelope) -> None:
+        if isinstance(envelope.body, JobRequestMessage) and envelope.job_id:
+            await self._system_ref._send(
+                envelope.recipient or "?",
+                envelope.sender,
+                JobResponseMessage(
+                    status=JobStatus.FAILED, error=f"worker {envelope.recipient!r} is gone"
+                ),
+                job_id=envelope.job_id,
+                missing_ok=True,
+            )
+
+
+class JobGroupContext:
+    """An open job with one or more workers; made by `job_group()` (and `job()`)."""
+
+    def __init__(
+        self,
+        requester: JobRequesterMixin,
+        members: tuple[str, ...],
+        name: str | None,
+        payload: Any,
+        timeout: float | None,
+        cancel_on_error: bool,
+    ) -> None:
+        self._requester = requester
+        self._members = members
+        self._name = name
+        self._payload = payload
+        self._timeout = timeout
+        self._cancel_on_error = cancel_on_error
+        self._state: _JobState | None = None
+
+    def __repr__(self) -> str:
+        state = self._state
+        if state is None:
+            return f"<{type(self).__name__} [not started, workers: {self._members!r}]>"
+        return (
+            f"<{type(self).__name__} [{state.job_id}, answered: {len(state.statuses)}"
+            f"/{len(state.members)}]>"
+        )
+
+    @property
+    def job_id(self) -> str:
+        """The job's id (available inside the block)."""
+        return self._require().job_id
+
+    @property
+    def responses(self) -> dict[str, Any]:
+        """Worker name -> response, for the members that sent one."""
+        return dict(self._require().responses)
+
+    @property
+    def statuses(self) -> dict[str, JobStatus]:
+        """Worker name -> terminal status (complete after the block)."""
+        return dict(self._require().statuses)
+
+    def _require(self) -> _JobState:
+        if self._state is None:
+            raise RuntimeError("the job has not been started; use it with 'async with'")
+        return self._state
+
+    async def __aenter__(self) -> JobGroupContext:
+        state = self._requester._new_state(
+            self._members, self._cancel_on_error, self._timeout, direct=True
+        )
+        self._state = state
+        try:
+            await self._requester._dispatch(state, self._name, self._payload)
+        except BaseException:
+            await self._requester._abandon(state, "job was interrupted while starting")
+            raise
+        return self
+
+    def __aiter__(self) -> AsyncIterator[JobEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[JobEvent]:
+        state = self._require()
+        receive = state.events_receive
+        assert receive is not None
+        while True:
+            try:
+                event = receive.receive_nowait()
+            except trio.WouldBlock:
+                if state.done or self._failed(state):
+                    return
+                await self._wait(state.changed.wait)
+                continue
+            await self._requester._grant_credit(state, event.actor_name)
+            yield event
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        state = self._require()
+        requester = self._requester
+        try:
+            if exc is None:
+                await self._wait(self._until_settled)
+        except BaseException:
+            await requester._abandon(state, "the requester's block was cancelled")
+            raise
+        if exc is not None:
+            await requester._abandon(state, f"the requester's block raised {type(exc).__name__}")
+            return
+        requester._requests.pop(state.job_id, None)
+        self._raise_for_outcome(state)
+
+    async def _until_settled(self) -> None:
+        state = self._require()
+        cancelled_rest = False
+        while not state.done:
+            self._discard_events(state)
+            if self._failed(state) and not cancelled_rest:
+                cancelled_rest = True
+                await self._requester._cancel_members(state, f"{state.first_error!r} failed")
+            await state.changed.wait()
+        self._discard_events(state)
+
+    def _discard_events(self, state: _JobState) -> None:
+        receive = state.events_receive
+        assert receive is not None
+        while True:
+            try:
+                event = receive.receive_nowait()
+            except trio.WouldBlock:
+                return
+            state.unread[event.actor_name] = state.unread.get(event.actor_name, 0) + 1
+            # Credits for a discarded event still matter: the worker may be mid-stream.
+            if state.unread[event.actor_name] >= CREDIT_WINDOW // 2:
+                self._credit_later(state, event.actor_name)
+
+    def _credit_later(self, state: _JobState, member: str) -> None:
+        count = state.unread.pop(member, 0)
+        system = self._requester._system_ref
+        system._post_control(
+            self._requester._requester_name, member, JobCredit(count=count), state.job_id
+        )
+
+    def _failed(self, state: _JobState) -> bool:
+        return self._cancel_on_error and state.first_error is not None
+
+    async def _wait(self, wait: Callable[[], Awaitable[None]]) -> None:
+        state = self._require()
+        try:
+            with trio.move_on_at(state.deadline) as scope:
+                await wait()
+        except trio.Cancelled:
+            if trio.current_time() >= state.deadline:
+                await self._requester._timed_out(state)
+            raise
+        if scope.cancelled_caught:
+            await self._requester._timed_out(state)
+
+    def _raise_for_outcome(self, state: _JobState) -> None:
+        failed = [n for n in state.members if state.statuses.get(n) is not JobStatus.COMPLETED]
+        if not failed:
+            return
+        if isinstance(self, JobContext):
+            member = state.members[0]
+            status = state.statuses[member]
+            error = state.errors.get(member) or ""
+            raise JobError(
+                f"job {state.job_id} on {member!r} ended {status.name}"
+                + (f": {error}" if error else ""),
+                job_id=state.job_id,
+                statuses=state.statuses,
+                responses=state.responses,
+                errors=state.errors,
+            )
+        if self._cancel_on_error and state.first_error is not None:
+            first = state.first_error
+            raise JobGroupError(
+                f"job {state.job_id}: {first!r} ended {state.statuses[first].name}"
+                f" ({state.errors.get(first) or 'no detail'}); the other members were cancelled",
+                job_id=state.job_id,
+                statuses=state.statuses,
+                responses=state.responses,
+                errors=state.errors,
+            )
+
+
+class JobContext(JobGroupContext):
+    """An open job with one worker; made by `job()`."""
+
+    @property
+    def response(self) -> Any:
+        """The worker's response (after the block)."""
+        return self._require().responses.get(self._members[0])
+
+    @property
+    def status(self) -> JobStatus | None:
+        """The worker's terminal status (after the block)."""
+        return self._require().statuses.get(self._members[0])
+
+    @property
+    def actor_name(self) -> str:
+        """The worker's name."""
+        return self._members[0]
+
+    def __init__(
+        self,
+        requester: JobRequesterMixin,
+        members: tuple[str, ...],
+        name: str | None,
+        payload: Any,
+        timeout: float | None,
+        cancel_on_error: bool,
+    ) -> None:
+        super().__init__(requester, members, name, payload, timeout, cancel_on_error)
+
+    async def __aenter__(self) -> JobContext:
+        await super().__aenter__()
+        return self

@@ -1,0 +1,648 @@
+"""The actor system: root nursery, registry, routing and the link to a transport.
+
+Theory of operation
+-------------------
+Delivery is by name. A message for an actor of this system goes straight into its mailbox
+(through the codec first in strict mode, so local equals remote); anything else goes to the
+transport link, which knows which system holds the name. Broadcasts (registry and lifecycle
+events, `send_message(None, ...)`) reach every local mailbox that wants them and every peer.
+
+One task reads the link: it decodes each packet (a `DecodeError` is logged, counted and
+survived), updates the registry from broadcasts, and puts addressed envelopes into mailboxes.
+A peer that is lost takes its actors out of the registry, which ends the jobs they held.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import msgspec
+import trio
+
+from supervision import Restart, open_supervisor
+from transports import Delivery, MemoryTransport, NameClaimed, PeerLost, Transport, TransportLink
+from transports import UnknownRecipient
+
+from ._actor import DEFAULT_GRACE, Actor, Finished, bridge_address
+from ._bridge import Bridge, FrameRouter, choose_owner
+from ._codec import EnvelopeCodec
+from ._envelope import (
+    AgentActivation,
+    AgentError,
+    AgentGone,
+    AgentReady,
+    Envelope,
+    RegistryQuery,
+    SystemGone,
+    SystemMessage,
+)
+from ._exceptions import ActorNotFound, ActorStateError, NameTaken
+from ._lifecycle import ActorSpec, child_spec, exit_reporter
+from ._mailbox import Mailbox
+from ._registry import Registry
+from ._envelope import JobCancel, JobCredit
+from ._requester import REPLY_TYPES, JobRequesterMixin
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class SystemStatistics:
+    """Counters of an actor system, for tests and monitoring."""
+
+    local_actors: int
+    """Actors of this system that are registered now."""
+    known_actors: int
+    """Actors in the registry, local and remote."""
+    decode_errors: int
+    """Packets from the transport that could not be decoded (each logged and dropped)."""
+    undeliverable: int
+    """Envelopes that arrived for a name no local actor holds (dropped)."""
+
+
+class ActorSystem(JobRequesterMixin):
+    """The root of an actor tree, and a requester in its own right.
+
+    Made by `open_actor_system`; use it only inside that ``async with`` block.
+    """
+
+    def __init__(self, name: str, transport: Transport, codec: EnvelopeCodec) -> None:
+        self._name = name
+        self._transport = transport
+        self.codec = codec
+        """The codec envelopes cross processes with."""
+        self.registry = Registry()
+        """Every live actor this system knows of, local or remote."""
+        self._link: TransportLink | None = None
+        self._strict = False
+        self._mailboxes: dict[str, Mailbox[Envelope]] = {}
+        self._actors: dict[str, Actor] = {}
+        self._bridges: dict[str, Bridge] = {}
+        self._pending_acks: dict[str, Delivery] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(4) + "-"
+        self._root_supervisor: Any = None
+        self._root_count = 0
+        self._roots_done = trio.Event()
+        self._roots_done.set()
+        self._ending = False
+        self._ended = trio.Event()
+        self._decode_errors = 0
+        self._undeliverable = 0
+        self._scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self._init_jobs()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ActorSystem [{self._name!r}, actors: {len(self._actors)}, "
+            f"known: {len(self.registry.names())}]>"
+        )
+
+    @property
+    def name(self) -> str:
+        """This system's name; unique among the systems on one transport."""
+        return self._name
+
+    @property
+    def system(self) -> ActorSystem:
+        """The system itself, so that code written for actors works on it too."""
+        return self
+
+    @property
+    def address(self) -> str:
+        """The name workers answer this system's own jobs to."""
+        return f"system:{self._name}"
+
+    def requester_address(self, requester: object) -> str:
+        """Return the name a requester (an actor, or this system) receives answers at."""
+        if requester is self:
+            return self.address
+        name = getattr(requester, "name", None)
+        assert isinstance(name, str)
+        return name
+
+    @property
+    def strict(self) -> bool:
+        """Whether every envelope, local ones included, round-trips through the codec."""
+        return self._strict
+
+    @property
+    def actors(self) -> dict[str, Actor]:
+        """The live local actors by name."""
+        return dict(self._actors)
+
+    def statistics(self) -> SystemStatistics:
+        """Return the system's counters."""
+        return SystemStatistics(
+            local_actors=len(self._actors),
+            known_actors=len(self.registry.names()),
+            decode_errors=self._decode_errors,
+            undeliverable=self._undeliverable,
+        )
+
+    # --- the session -------------------------------------------------------------------------
+
+    async def spawn(self, actor: Actor | ActorSpec, *, restart: Restart | None = None) -> Actor:
+        """Start a root actor; return it once it is ready.
+
+        Args:
+            actor: an unstarted instance, or an `ActorSpec` for restartable actors.
+            restart: when the system restarts it after it exits (default: never).
+
+        Raises:
+            NameTaken: if a live actor already has its name.
+            ActorStateError: if the system is ending.
+            Exception: whatever the actor's `on_ready` raised.
+        """
+        if self._ending or self._root_supervisor is None:
+            raise ActorStateError(f"actor system {self._name!r} is closed to new actors")
+        _, spec = child_spec(self, None, actor, restart)
+        self._root_count += 1
+        self._roots_done = trio.Event()
+        try:
+            started = await self._root_supervisor.start_child(spec)
+        except BaseException:
+            self._root_ended()
+            raise
+        assert isinstance(started, Actor)
+        return started
+
+    async def wait(self) -> None:
+        """Wait until every root actor has ended."""
+        await self._roots_done.wait()
+
+    def end(self, reason: str | None = None, *, grace: float = DEFAULT_GRACE) -> Finished:
+        """End every root actor (and so every actor) gracefully, in reverse start order.
+
+        Returns:
+            An awaitable that completes when every root actor has ended.
+        """
+        self._ending = True
+        for actor in reversed([a for a in self._actors.values() if a._parent is None]):
+            actor.end(reason, grace=grace)
+        return Finished(self._roots_done)
+
+    def cancel(self) -> Finished:
+        """Stop every actor at once.
+
+        Returns:
+            An awaitable that completes when every root actor has ended.
+        """
+        self._ending = True
+        for actor in reversed([a for a in self._actors.values() if a._parent is None]):
+            actor.cancel()
+        return Finished(self._roots_done)
+
+    def _root_ended(self) -> None:
+        self._root_count -= 1
+        if self._root_count <= 0:
+            self._root_count = 0
+            self._roots_done.set()
+
+    # --- bridges -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def open_bridge(self, name: str, *, capacity: int = 1024) -> AsyncIterator[Bridge]:
+        """Open bridge `name`: a frame stream that follows the active bridged actor.
+
+        Args:
+            name: the bridge's name; unique across the systems on the transport.
+            capacity: most inbound frames queued before `Bridge.send` waits.
+
+        Raises:
+            NameTaken: if the bridge is already open somewhere on the transport.
+
+        Cancellation: entering and leaving are checkpoints; leaving closes the bridge.
+        """
+        if capacity <= 0:
+            raise ValueError(f"capacity must be > 0, got {capacity!r}")
+        address = bridge_address(name)
+        outbound_send, outbound_receive = trio.open_memory_channel[Any](capacity)
+        bridge = Bridge(
+            name,
+            FrameRouter(name, capacity=capacity),
+            outbound_send,
+            outbound_receive,
+            encode=self.codec.encode_value,
+        )
+        mailbox: Mailbox[Envelope] = Mailbox(capacity)
+        await self._claim(address)
+        self._mailboxes[address] = mailbox
+        self._bridges[name] = bridge
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._bridge_inbox, bridge, mailbox)
+                nursery.start_soon(self._bridge_pump, bridge, address)
+                nursery.start_soon(self._bridge_follow, bridge)
+                yield bridge
+                nursery.cancel_scope.cancel(reason="bridge closed")
+        finally:
+            bridge._closed = True
+            bridge._room.unpark_all()
+            outbound_send.close()
+            mailbox.close()
+            del self._mailboxes[address]
+            del self._bridges[name]
+            with trio.CancelScope(shield=True):
+                await self._release(address)
+
+    async def _bridge_inbox(self, bridge: Bridge, mailbox: Mailbox[Envelope]) -> None:
+        while True:
+            envelope = await mailbox.receive()
+            frame = bridge._on_envelope(envelope, self.codec.decode_value)
+            if frame is not None:
+                await bridge._outbound_send.send(frame)
+
+    async def _bridge_pump(self, bridge: Bridge, address: str) -> None:
+        while True:
+            await bridge._work.wait()
+            bridge._work = trio.Event()
+            for recipient, frame in bridge._router.next_frames():
+                try:
+                    await self._send(address, recipient, frame)
+                except ActorNotFound:
+                    bridge._router.lost(recipient)
+                    bridge._wake()
+            bridge._room.unpark_all()
+
+    async def _bridge_follow(self, bridge: Bridge) -> None:
+        version = -1
+        known: set[str] = set()
+        while True:
+            version = await self.registry.wait_changed(version)
+            agents = self.registry.agents()
+            names = {info.name for info in agents}
+            for vanished in known - names:
+                bridge._router.lost(vanished)
+            known = names
+            bridge._router.set_owner(choose_owner(bridge.name, agents, bridge._router.owner))
+            bridge._wake()
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):x}"
+
+    async def _send(
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        job_id: str | None = None,
+        urgent: bool = False,
+        deadline: float | None = None,
+        missing_ok: bool = False,
+    ) -> None:
+        envelope = Envelope(
+            id=self._next_id(),
+            sender=sender,
+            recipient=recipient,
+            body=body,
+            job_id=job_id,
+            urgent=urgent,
+            deadline=deadline,
+        )
+        try:
+            await self._deliver(envelope)
+        except ActorNotFound:
+            if not missing_ok:
+                raise
+
+    async def _deliver(self, envelope: Envelope) -> None:
+        recipient = envelope.recipient
+        assert recipient is not None
+        mailbox = self._mailboxes.get(recipient)
+        if mailbox is not None or recipient == self.address:
+            if self._strict:
+                envelope = self.codec.roundtrip(envelope)
+            if type(envelope.body) in _INTERCEPTED and self._intercept(envelope):
+                await trio.lowlevel.checkpoint()
+                return
+            if mailbox is None:
+                raise ActorNotFound(recipient, self.registry.names())
+            try:
+                await mailbox.send(envelope, urgent=envelope.urgent)
+            except trio.ClosedResourceError:
+                raise ActorNotFound(recipient, self.registry.names()) from None
+            return
+        link = self._require_link()
+        packet = envelope if link.carries_objects else self.codec.encode(envelope)
+        try:
+            await link.send(recipient, packet)
+        except UnknownRecipient:
+            raise ActorNotFound(recipient, self.registry.names()) from None
+
+    def _intercept(self, envelope: Envelope) -> bool:
+        """Handle job answers and job control on delivery, ahead of mailboxes.
+
+        Returns False when the envelope should go to the recipient's mailbox after all.
+        """
+        recipient = envelope.recipient
+        if isinstance(envelope.body, REPLY_TYPES):
+            requester: JobRequesterMixin | None = (
+                self if recipient == self.address else self._actors.get(recipient or "")
+            )
+            return requester is None or requester._take_reply(envelope)
+        worker = self._actors.get(recipient or "")
+        if worker is not None:
+            worker._take_control(envelope)
+        return True
+
+    def _post_control(self, sender: str, recipient: str, body: Any, job_id: str) -> None:
+        """Send job control (credits) from synchronous code; never blocks the caller."""
+        envelope = Envelope(
+            id=self._next_id(), sender=sender, recipient=recipient, body=body, job_id=job_id
+        )
+        if recipient in self._actors:
+            self._actors[recipient]._take_control(envelope)
+        elif self._nursery is not None:
+            self._nursery.start_soon(self._deliver_quietly, envelope)
+
+    async def _deliver_quietly(self, envelope: Envelope) -> None:
+        try:
+            await self._deliver(envelope)
+        except ActorNotFound:
+            pass
+
+    def _post(self, actor: Actor, body: SystemMessage) -> None:
+        """Queue a local notice for `actor` from a synchronous callback; never blocks."""
+        envelope = Envelope(id=self._next_id(), sender=self._name, recipient=actor.name, body=body)
+        self._post_envelope(actor, envelope)
+
+    def _post_envelope(self, target: object, envelope: Envelope) -> None:
+        """Queue `envelope` in local actor `target`'s mailbox without blocking."""
+        if not isinstance(target, Actor):
+            return
+        actor = target
+        mailbox = self._mailboxes.get(actor.name)
+        if mailbox is None or mailbox.closed:
+            return
+        try:
+            mailbox.send_nowait(envelope, urgent=True)
+        except trio.WouldBlock:
+            if actor._nursery is not None:
+                actor._nursery.start_soon(self._post_later, mailbox, envelope)
+
+    @staticmethod
+    async def _post_later(mailbox: Mailbox[Envelope], envelope: Envelope) -> None:
+        try:
+            await mailbox.send(envelope, urgent=True)
+        except trio.ClosedResourceError:
+            pass
+
+    async def _broadcast(self, body: Any, *, sender: str) -> None:
+        """Send `body` to every local actor and every peer system."""
+        envelope = Envelope(id=self._next_id(), sender=sender, recipient=None, body=body)
+        if self._strict:
+            envelope = self.codec.roundtrip(envelope)
+        await self._broadcast_local(envelope)
+        await self._broadcast_remote_envelope(envelope)
+
+    async def _broadcast_remote(self, body: SystemMessage) -> None:
+        envelope = Envelope(id=self._next_id(), sender=self._name, recipient=None, body=body)
+        await self._broadcast_remote_envelope(envelope)
+
+    async def _broadcast_remote_envelope(self, envelope: Envelope) -> None:
+        link = self._link
+        if link is None:
+            return
+        packet = envelope if link.carries_objects else self.codec.encode(envelope)
+        await link.broadcast(packet)
+
+    async def _broadcast_local(self, envelope: Envelope) -> None:
+        for name, actor in list(self._actors.items()):
+            if name == envelope.sender:
+                continue
+            mailbox = self._mailboxes.get(name)
+            if mailbox is None:
+                continue
+            local = attrs_replace(envelope, recipient=name)
+            try:
+                await mailbox.send(local, urgent=isinstance(envelope.body, AgentError))
+            except trio.ClosedResourceError:
+                pass
+            del actor
+
+    def _check_user_message(self, message: object) -> None:
+        if not isinstance(message, msgspec.Struct) or isinstance(message, SystemMessage):
+            raise TypeError(
+                f"a message must be a user-defined msgspec.Struct, got {type(message).__name__!r}"
+            )
+        if not message.__struct_config__.frozen:
+            raise TypeError(
+                f"messages are immutable: declare {type(message).__name__} with "
+                "msgspec.Struct(frozen=True)"
+            )
+
+    # --- registration ------------------------------------------------------------------------
+
+    def _require_link(self) -> TransportLink:
+        if self._link is None:
+            raise ActorStateError(f"actor system {self._name!r} is not running")
+        return self._link
+
+    async def _claim(self, name: str) -> None:
+        if name in self._mailboxes:
+            raise NameTaken(name, self._name)
+        try:
+            await self._require_link().claim(name)
+        except NameClaimed as exc:
+            raise NameTaken(name, exc.owner) from None
+
+    async def _release(self, name: str) -> None:
+        if self._link is not None:
+            await self._link.release(name)
+
+    async def _register_local(self, actor: Actor, mailbox: Mailbox[Envelope]) -> None:
+        await self._claim(actor.name)
+        self._mailboxes[actor.name] = mailbox
+        self._actors[actor.name] = actor
+
+    async def _announce_ready(self, actor: Actor) -> None:
+        info = actor.info
+        self.registry.add(info)
+        if actor._parent is not None:
+            self._post(actor._parent, AgentReady(info=info))
+        await self._broadcast_remote(AgentReady(info=info))
+
+    async def _unregister_local(self, actor: Actor, *, crashed: bool) -> None:
+        name = actor.name
+        if self._actors.get(name) is not actor:
+            return
+        del self._actors[name]
+        self._mailboxes.pop(name, None)
+        info = self.registry.remove(name, system=self._name)
+        self._on_agent_gone(name, crashed=crashed)
+        try:
+            await self._release(name)
+            if info is not None:
+                await self._broadcast_remote(
+                    AgentGone(name=name, system=self._name, crashed=crashed)
+                )
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+        if actor._parent is None:
+            self._root_ended()
+
+    # --- the transport side ------------------------------------------------------------------
+
+    async def _receive_loop(self, link: TransportLink) -> None:
+        while True:
+            try:
+                item = await link.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            if isinstance(item, PeerLost):
+                self._on_peer_lost(item.system, crashed=item.crashed)
+                continue
+            try:
+                envelope = (
+                    item.packet
+                    if link.carries_objects and isinstance(item.packet, Envelope)
+                    else self.codec.decode(_as_bytes(item.packet))
+                )
+            except Exception as exc:
+                self._decode_errors += 1
+                logger.warning("system %r dropped an undecodable packet: %s", self._name, exc)
+                await link.ack(item)
+                continue
+            if envelope.recipient is None:
+                await self._on_broadcast(envelope)
+                await link.ack(item)
+                continue
+            if type(envelope.body) in _INTERCEPTED and (
+                envelope.recipient == self.address or envelope.recipient in self._actors
+            ):
+                if self._intercept(envelope):
+                    await link.ack(item)
+                    continue
+            mailbox = self._mailboxes.get(envelope.recipient)
+            if mailbox is None:
+                self._undeliverable += 1
+                await self._on_undeliverable(envelope)
+                await link.ack(item)
+                continue
+            if item.token is not None:
+                self._pending_acks[envelope.id] = item
+            try:
+                await mailbox.send(envelope, urgent=envelope.urgent)
+            except trio.ClosedResourceError:
+                self._undeliverable += 1
+                await self._on_undeliverable(envelope)
+
+    async def _ack(self, envelope: Envelope) -> None:
+        delivery = self._pending_acks.pop(envelope.id, None)
+        if delivery is not None and self._link is not None:
+            await self._link.ack(delivery)
+
+    async def _on_broadcast(self, envelope: Envelope) -> None:
+        body = envelope.body
+        if isinstance(body, AgentReady):
+            if body.info.system != self._name:
+                self.registry.add(body.info)
+        elif isinstance(body, AgentGone):
+            if self.registry.remove(body.name, system=body.system) is not None:
+                self._on_agent_gone(body.name, crashed=body.crashed)
+        elif isinstance(body, AgentActivation):
+            self.registry.set_active(body.name, body.active)
+        elif isinstance(body, RegistryQuery):
+            for actor in list(self._actors.values()):
+                if actor._ready:
+                    await self._broadcast_remote(AgentReady(info=actor.info))
+        elif isinstance(body, SystemGone):
+            self._on_peer_lost(body.system, crashed=body.crashed)
+        else:
+            await self._broadcast_local(envelope)
+
+    def _on_peer_lost(self, system: str, *, crashed: bool) -> None:
+        for info in self.registry.on_system(system):
+            self.registry.remove(info.name, system=system)
+            self._on_agent_gone(info.name, crashed=crashed)
+        logger.info("system %r lost peer %r (crashed: %s)", self._name, system, crashed)
+
+    def _on_agent_gone(self, name: str, *, crashed: bool) -> None:
+        """An actor (local or remote) is gone: end what every local requester waits on it for."""
+        self._worker_gone(name, crashed=crashed)
+        for actor in list(self._actors.values()):
+            actor._worker_gone(name, crashed=crashed)
+
+    async def _on_undeliverable(self, envelope: Envelope) -> None:
+        logger.debug("system %r: no local actor %r; dropped", self._name, envelope.recipient)
+        await self._answer_undeliverable(envelope)
+
+
+_INTERCEPTED = frozenset({*REPLY_TYPES, JobCancel, JobCredit})
+
+
+def attrs_replace(envelope: Envelope, **changes: Any) -> Envelope:
+    """Return a copy of `envelope` with `changes` applied."""
+    return msgspec.structs.replace(envelope, **changes)
+
+
+def _as_bytes(packet: object) -> bytes:
+    if isinstance(packet, bytes | bytearray | memoryview):
+        return bytes(packet)
+    raise TypeError(f"expected bytes from the transport, got {type(packet).__name__!r}")
+
+
+@asynccontextmanager
+async def open_actor_system(
+    name: str = "system",
+    *,
+    transport: Transport | None = None,
+    max_message_size: int | None = None,
+    grace: float = 0.0,
+) -> AsyncIterator[ActorSystem]:
+    """Open an actor system: the root nursery that every actor of this process lives in.
+
+    Args:
+        name: the system's name, unique among the systems on the transport.
+        transport: how envelopes reach other systems (default: a private `MemoryTransport`).
+        max_message_size: largest envelope in bytes the codec accepts (default 4 MiB).
+        grace: seconds in-flight work gets when the block is left (default 0: cancel at once).
+
+    Raises:
+        SystemNameTaken: if another system on the transport has this name.
+        ExceptionGroup: errors from the block and from the system's own tasks, as Trio's
+            strict nurseries report them.
+
+    Cancellation: entering connects to the transport; leaving stops every actor in reverse
+    start order (each answering its in-flight jobs CANCELLED) and disconnects.
+    """
+    if grace < 0 or math.isnan(grace):
+        raise ValueError(f"grace must be >= 0, got {grace!r}")
+    transport = transport if transport is not None else MemoryTransport()
+    codec = EnvelopeCodec() if max_message_size is None else EnvelopeCodec(max_size=max_message_size)
+    system = ActorSystem(name, transport, codec)
+    async with transport.connect(name) as link:
+        system._link = link
+        system._strict = not link.carries_objects
+        try:
+            await link.claim(system.address)
+            async with trio.open_nursery() as nursery:
+                system._nursery = nursery
+                nursery.start_soon(system._receive_loop, link)
+                await system._broadcast_remote(RegistryQuery(system=name))
+                async with open_supervisor(on_exit=exit_reporter(system, None)) as root:
+                    system._root_supervisor = root
+                    try:
+                        yield system
+                    finally:
+                        system._ending = True
+                        system.end("actor system closing", grace=grace)
+                        with trio.CancelScope(shield=True):
+                            await system._cancel_requests("actor system closing")
+                system._root_supervisor = None
+                nursery.cancel_scope.cancel(reason="actor system closed")
+        finally:
+            system._link = None
+            system._ended.set()
