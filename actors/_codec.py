@@ -35,6 +35,10 @@ DEFAULT_MAX_SIZE: Final = 4 * 1024 * 1024
 
 _USER_PREFIX: Final = "u:"
 
+# msgspec reports most bad input as DecodeError, but invalid UTF-8 in a string surfaces as
+# UnicodeDecodeError and pathological nesting as RecursionError; all of them are bad bytes.
+_BAD_INPUT = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
 
 class _WireEnvelope(msgspec.Struct, array_like=True, frozen=True):
     """The header as it is decoded first, with the body still raw."""
@@ -63,8 +67,10 @@ class _UserTypes:
         self._by_name: dict[str, type[msgspec.Struct]] = {}
 
     def remember(self, cls: type[msgspec.Struct]) -> str:
+        # The newest class of a name wins: a class redefined (a reloaded module, a class made
+        # inside a function) must decode as itself, not as its stale predecessor.
         name = type_name(cls)
-        self._by_name.setdefault(name, cls)
+        self._by_name[name] = cls
         return name
 
     def lookup(self, name: str) -> type[msgspec.Struct] | None:
@@ -108,7 +114,7 @@ class EnvelopeCodec:
         self._system_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {
             _tag_of(cls): msgspec.msgpack.Decoder(cls) for cls in SYSTEM_MESSAGE_TYPES
         }
-        self._user_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
+        self._user_decoders: dict[str, tuple[type, msgspec.msgpack.Decoder[Any]]] = {}
 
     def __repr__(self) -> str:
         return f"<EnvelopeCodec max_size={self.max_size}>"
@@ -154,7 +160,7 @@ class EnvelopeCodec:
             raise DecodeError(f"{len(data)} bytes exceeds max_size {self.max_size}")
         try:
             wire = self._header_decoder.decode(data)
-        except msgspec.DecodeError as exc:
+        except _BAD_INPUT as exc:
             raise DecodeError(self._explain_header_failure(data, exc)) from None
         if wire.version != PROTOCOL_VERSION:
             raise DecodeError(_version_message(wire.version))
@@ -227,33 +233,36 @@ class EnvelopeCodec:
             raise DecodeError(f"unknown message kind {kind!r}")
         try:
             return decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise DecodeError(f"invalid {kind!r} body: {exc}") from None
+        except _BAD_INPUT as exc:
+            raise DecodeError(f"invalid {kind!r} body: {_explain(exc)}") from None
 
     def _decode_user(self, name: str, raw: msgspec.Raw | bytes) -> Any:
-        decoder = self._user_decoders.get(name)
-        if decoder is None:
-            cls = _USER_TYPES.lookup(name)
-            if cls is None:
-                raise DecodeError(
-                    f"unknown message type {name!r}; define or import it in the receiving "
-                    "process (types are never imported on a peer's behalf)"
-                )
-            decoder = self._user_decoders[name] = msgspec.msgpack.Decoder(cls)
+        cls = _USER_TYPES.lookup(name)
+        if cls is None:
+            raise DecodeError(
+                f"unknown message type {name!r}; define or import it in the receiving "
+                "process (types are never imported on a peer's behalf)"
+            )
+        cached = self._user_decoders.get(name)
+        if cached is None or cached[0] is not cls:
+            cached = self._user_decoders[name] = (cls, msgspec.msgpack.Decoder(cls))
         try:
-            return decoder.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise DecodeError(f"invalid {name!r} body: {exc}") from None
+            return cached[1].decode(raw)
+        except _BAD_INPUT as exc:
+            raise DecodeError(f"invalid {name!r} body: {_explain(exc)}") from None
+        except Exception as exc:
+            # A user Struct's __post_init__ may raise anything; it is still a bad body.
+            raise DecodeError(f"invalid {name!r} body: {type(exc).__name__}: {exc}") from None
 
     def _explain_header_failure(
-        self, data: bytes | bytearray | memoryview, exc: msgspec.DecodeError
+        self, data: bytes | bytearray | memoryview, exc: BaseException
     ) -> str:
         # Only on the error path: look at the bytes generically to tell a peer speaking another
         # protocol version from plain garbage.
         try:
             loose = msgspec.msgpack.decode(data)
-        except msgspec.DecodeError:
-            return f"malformed or truncated msgpack ({exc})"
+        except _BAD_INPUT:
+            return f"malformed or truncated msgpack ({_explain(exc)})"
         if (
             isinstance(loose, list)
             and loose
@@ -261,7 +270,15 @@ class EnvelopeCodec:
             and loose[0] != PROTOCOL_VERSION
         ):
             return _version_message(loose[0])
-        return f"not an envelope ({exc})"
+        return f"not an envelope ({_explain(exc)})"
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nesting too deep"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"invalid UTF-8 in a string ({exc.reason})"
+    return str(exc)
 
 
 def _tag_of(cls: type[SystemMessage]) -> str:

@@ -26,6 +26,7 @@ every job it held or had queued has been answered.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ import trio
 from supervision import ChildExit, ChildSpec, Decision, Restart, open_supervisor
 
 from ._envelope import AgentError, Envelope
-from ._exceptions import ActorStateError
+from ._exceptions import ActorStateError, NameTaken
 from ._mailbox import Mailbox
 
 if TYPE_CHECKING:
@@ -48,6 +49,13 @@ logger = logging.getLogger(__name__)
 
 FINISH_GRACE = 5.0
 """Seconds `on_finished` may take during shutdown before it is cancelled."""
+
+_spawn_counter = itertools.count(1)
+
+
+def actor_name_of(child_key: str) -> str:
+    """Return the actor name inside a supervision child key (``name#n``)."""
+    return child_key.rpartition("#")[0] or child_key
 
 
 @attrs.frozen
@@ -114,9 +122,14 @@ def child_spec(
         make = _factory_for(actor)
         name = actor.name
         grace = actor.shutdown_grace
+    if name in system._mailboxes or name in system.registry:
+        raise NameTaken(name, system.registry.get(name).system if name in system.registry else None)
     start = functools.partial(_run_instance, make, system, parent)
+    # Each spawn gets its own supervision key, so an actor's name can be taken again as soon
+    # as it has finished, whenever its supervisor gets round to forgetting the old child.
+    key = f"{name}#{next(_spawn_counter)}"
     return name, ChildSpec(
-        name=name, start=start, restart=restart or Restart.TEMPORARY, shutdown=grace
+        name=key, start=start, restart=restart or Restart.TEMPORARY, shutdown=grace
     )
 
 
@@ -137,13 +150,14 @@ def exit_reporter(system: ActorSystem, parent: Actor | None) -> Any:
     async def on_exit(exit: ChildExit, decision: Decision) -> None:
         if exit.error is None:
             return
+        name = actor_name_of(exit.name)
         text = describe(exit.error)
         action = decision.action.name.lower()
         if parent is None:
-            logger.error("root actor %r crashed (%s); decision: %s", exit.name, text, action)
+            logger.error("root actor %r crashed (%s); decision: %s", name, text, action)
             return
-        message = AgentError(name=exit.name, error=text, fatal=True)
-        await system._send(exit.name, parent.name, message, urgent=True, missing_ok=True)
+        message = AgentError(name=name, error=text, fatal=True)
+        await system._send(name, parent.name, message, urgent=True, missing_ok=True)
 
     return on_exit
 
@@ -206,7 +220,6 @@ async def _follow_stopping(actor: Actor, stopping: trio.Event) -> None:
 
 async def _mailbox_loop(actor: Actor, mailbox: Mailbox[Envelope]) -> None:
     handlers = actor._handlers()
-    on_message = actor.on_message
     acks = actor.system._pending_acks
     while not actor._ending:
         with trio.CancelScope() as receive_scope:
@@ -223,7 +236,7 @@ async def _mailbox_loop(actor: Actor, mailbox: Mailbox[Envelope]) -> None:
             if handler is not None:
                 await handler(envelope)
             else:
-                await on_message(envelope)
+                await actor.on_message(envelope)
         except Exception:
             # A crash: jobs this actor holds must end FAILED, not CANCELLED.
             actor._crashing = True

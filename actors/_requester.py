@@ -343,26 +343,35 @@ class JobRequesterMixin:
         self._apply_reply(state, envelope)
         return True
 
-    def _apply_reply(self, state: _JobState, envelope: Envelope) -> JobEvent | None:
+    def _apply_reply(
+        self, state: _JobState, envelope: Envelope
+    ) -> tuple[JobEvent | None, bool]:
+        """Record a worker's answer or event; return the event and whether it settled a member.
+
+        A member settles once: a second terminal answer (a worker that answered from its
+        cleanup and was also reported gone) is dropped, and so is anything it sends later.
+        """
         body = envelope.body
         sender = envelope.sender
-        event: JobEvent | None = None
+        if sender not in state.members or sender in state.statuses:
+            return None, False
         if isinstance(body, JobResponseMessage):
-            state.settle(sender, body.status, body.response, body.error)
-        else:
-            event_type = _EVENT_TYPES[type(body)]
-            event = JobEvent(event_type, sender, body.data, state.job_id)
-            if state.events_send is not None:
-                try:
-                    state.events_send.send_nowait(event)
-                except trio.WouldBlock:
-                    logger.warning("job %s: %r exceeded its credit; event dropped", state.job_id, sender)
-                except trio.ClosedResourceError:
-                    pass
-            if isinstance(body, JobStreamEnd):
-                state.settle(sender, JobStatus.COMPLETED, body.data, None)
-            state.wake()
-        return event
+            return None, state.settle(sender, body.status, body.response, body.error)
+        event = JobEvent(_EVENT_TYPES[type(body)], sender, body.data, state.job_id)
+        if state.events_send is not None:
+            try:
+                state.events_send.send_nowait(event)
+            except trio.WouldBlock:
+                logger.warning(
+                    "job %s: %r exceeded its credit; event dropped", state.job_id, sender
+                )
+            except trio.ClosedResourceError:
+                pass
+        settled = False
+        if isinstance(body, JobStreamEnd):
+            settled = state.settle(sender, JobStatus.COMPLETED, body.data, None)
+        state.wake()
+        return event, settled
 
     async def _grant_credit(self, state: _JobState, member: str) -> None:
         count = state.unread.get(member, 0) + 1
@@ -386,7 +395,7 @@ class JobRequesterMixin:
         if state is None:
             return
         was_done = state.done
-        event = self._apply_reply(state, envelope)
+        event, settled = self._apply_reply(state, envelope)
         if event is not None:
             hook = {
                 JobEventType.UPDATE: self.on_job_update,
@@ -397,7 +406,7 @@ class JobRequesterMixin:
             await hook(event)
             await self._grant_credit(state, envelope.sender)
         sender = envelope.sender
-        if sender in state.statuses and (event is None or event.type is JobEventType.STREAM_END):
+        if settled:
             response = JobResponse(
                 state.job_id,
                 sender,

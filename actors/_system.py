@@ -182,13 +182,27 @@ class ActorSystem(JobRequesterMixin):
     def end(self, reason: str | None = None, *, grace: float = DEFAULT_GRACE) -> Finished:
         """End every root actor (and so every actor) gracefully, in reverse start order.
 
+        Each root actor ends after the one started after it has finished; all of them share
+        one grace period, after which whatever is left is cancelled.
+
         Returns:
             An awaitable that completes when every root actor has ended.
         """
+        if grace < 0 or math.isnan(grace):
+            raise ValueError(f"grace must be >= 0, got {grace!r}")
         self._ending = True
-        for actor in reversed([a for a in self._actors.values() if a._parent is None]):
-            actor.end(reason, grace=grace)
+        deadline = trio.current_time() + grace
+        if self._nursery is not None:
+            self._nursery.start_soon(self._end_roots, reason, deadline)
         return Finished(self._roots_done)
+
+    async def _end_roots(self, reason: str | None, deadline: float) -> None:
+        for actor in reversed(self._roots()):
+            actor.end(reason, grace=max(0.0, deadline - trio.current_time()))
+            await actor._finished_event.wait()
+
+    def _roots(self) -> list[Actor]:
+        return [actor for actor in self._actors.values() if actor._parent is None]
 
     def cancel(self) -> Finished:
         """Stop every actor at once.
@@ -197,7 +211,7 @@ class ActorSystem(JobRequesterMixin):
             An awaitable that completes when every root actor has ended.
         """
         self._ending = True
-        for actor in reversed([a for a in self._actors.values() if a._parent is None]):
+        for actor in reversed(self._roots()):
             actor.cancel()
         return Finished(self._roots_done)
 
@@ -637,10 +651,10 @@ async def open_actor_system(
                     try:
                         yield system
                     finally:
-                        system._ending = True
-                        system.end("actor system closing", grace=grace)
                         with trio.CancelScope(shield=True):
                             await system._cancel_requests("actor system closing")
+                            system.end("actor system closing", grace=grace)
+                            await system.wait()
                 system._root_supervisor = None
                 nursery.cancel_scope.cancel(reason="actor system closed")
         finally:

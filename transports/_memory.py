@@ -1,14 +1,21 @@
 """MemoryTransport: actor systems in one process, the embedded default.
 
-One `MemoryTransport` is a hub: every system that connects to it gets a link with a bounded
-inbound channel, and names are claimed in one table, so several systems in one Trio run behave
-like separate processes on a shared bus. In strict mode the link carries bytes only, and the
-actor system round-trips every envelope (local ones too) through its codec.
+One `MemoryTransport` is a hub: every system that connects to it gets a link with an inbox,
+and names are claimed in one table, so several systems in one Trio run behave like separate
+processes on a shared bus. In strict mode the link carries bytes only, and the actor system
+round-trips every envelope (local ones too) through its codec.
+
+An inbox is one FIFO queue, so what a peer sent arrives in the order it was sent (a worker's
+answer is never overtaken by the notice that the worker is gone). Addressed packets count
+against the inbox bound, and a full inbox makes their senders wait; broadcasts and peer notices
+never wait and are never dropped: they are small and rare, and losing one would leave a
+registry stale or a job waiting forever.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,18 +29,73 @@ logger = logging.getLogger(__name__)
 
 
 @attrs.define(eq=False)
+class _Inbox:
+    """A FIFO queue in which only addressed packets count against the bound."""
+
+    capacity: int
+    _items: deque[Delivery | PeerLost] = attrs.field(factory=deque)
+    _bounded: int = 0
+    _closed: bool = False
+    _receivers: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    _senders: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+
+    async def send(self, item: Delivery) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._closed and self._bounded >= self.capacity:
+            await self._senders.park()
+        if self._closed:
+            raise trio.ClosedResourceError("link is closed")
+        self._items.append(item)
+        self._bounded += 1
+        self._receivers.unpark()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def send_control(self, item: Delivery | PeerLost) -> None:
+        if not self._closed:
+            self._items.append(item)
+            self._receivers.unpark()
+
+    async def receive(self) -> Delivery | PeerLost:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            if self._items:
+                item = self._items.popleft()
+                if isinstance(item, Delivery) and item.recipient is not None:
+                    self._bounded -= 1
+                    self._senders.unpark_all()
+            elif self._closed:
+                raise trio.EndOfChannel
+            else:
+                await self._receivers.park()
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return item
+
+    def close(self) -> None:
+        self._closed = True
+        self._items.clear()
+        self._bounded = 0
+        self._receivers.unpark_all()
+        self._senders.unpark_all()
+
+
+@attrs.define(eq=False)
 class _MemoryLink(TransportLink):
     system: str
     carries_objects: bool
     _hub: MemoryTransport
-    _inbound_send: trio.MemorySendChannel[Delivery | PeerLost]
-    _inbound_receive: trio.MemoryReceiveChannel[Delivery | PeerLost]
+    _inbox: _Inbox
 
     def __repr__(self) -> str:
         return f"<MemoryLink [{self.system!r}, names: {len(self._hub._names_of(self.system))}]>"
 
+    def _check_open(self) -> None:
+        if self._hub._links.get(self.system) is not self:
+            raise trio.ClosedResourceError(f"link of system {self.system!r} is closed")
+
     async def claim(self, name: str) -> None:
         await trio.lowlevel.checkpoint()
+        self._check_open()
         owner = self._hub._owners.get(name)
         if owner is not None:
             raise NameClaimed(name, owner)
@@ -45,34 +107,26 @@ class _MemoryLink(TransportLink):
             del self._hub._owners[name]
 
     async def send(self, recipient: str, packet: object) -> None:
+        self._check_open()
         owner = self._hub._owners.get(recipient)
         link = self._hub._links.get(owner) if owner is not None else None
         if link is None:
             await trio.lowlevel.checkpoint()
             raise UnknownRecipient(recipient)
         try:
-            await link._inbound_send.send(Delivery(recipient, packet))
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            await link._inbox.send(Delivery(recipient, packet))
+        except trio.ClosedResourceError:
             raise UnknownRecipient(recipient) from None
 
     async def broadcast(self, packet: object) -> None:
         await trio.lowlevel.checkpoint()
+        self._check_open()
         for link in list(self._hub._links.values()):
             if link is not self:
-                link._deliver_nowait(Delivery(None, packet))
+                link._inbox.send_control(Delivery(None, packet))
 
     async def receive(self) -> Delivery | PeerLost:
-        return await self._inbound_receive.receive()
-
-    def _deliver_nowait(self, item: Delivery | PeerLost) -> None:
-        # Broadcasts and peer notices are small and rare; dropping one would leave a
-        # registry stale, so a full inbox is reported rather than silently skipped.
-        try:
-            self._inbound_send.send_nowait(item)
-        except trio.WouldBlock:
-            logger.warning("system %r inbox is full; dropped broadcast %r", self.system, item)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
+        return await self._inbox.receive()
 
 
 class MemoryTransport(Transport):
@@ -113,8 +167,7 @@ class MemoryTransport(Transport):
         """
         if system in self._links:
             raise SystemNameTaken(system)
-        send, receive = trio.open_memory_channel[Delivery | PeerLost](self.inbox_size)
-        link = _MemoryLink(system, not self.strict, self, send, receive)
+        link = _MemoryLink(system, not self.strict, self, _Inbox(self.inbox_size))
         self._links[system] = link
         crashed = False
         try:
@@ -128,7 +181,7 @@ class MemoryTransport(Transport):
             del self._links[system]
             for name in self._names_of(system):
                 del self._owners[name]
-            send.close()
-            receive.close()
+            link._inbox.close()
             for peer in list(self._links.values()):
-                peer._deliver_nowait(PeerLost(system, crashed))
+                peer._inbox.send_control(PeerLost(system, crashed))
+            logger.debug("system %r left the memory transport (crashed: %s)", system, crashed)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+import trio
+import trio.testing
 
 from transports import MemoryTransport
 
@@ -24,7 +26,12 @@ def strict_transport() -> MemoryTransport:
 
 
 @pytest.fixture
-async def actor_system(strict_transport: MemoryTransport) -> AsyncIterator[ActorSystem]:
-    """An in-memory actor system in strict mode, open for the duration of the test."""
+async def actor_system(
+    autojump_clock: trio.testing.MockClock, strict_transport: MemoryTransport
+) -> AsyncIterator[ActorSystem]:
+    """An in-memory actor system in strict mode on the autojump clock, open for the test.
+
+    Time is virtual: timeouts, grace periods and backoff elapse at once, exactly.
+    """
     async with open_test_system("test", transport=strict_transport) as system:
         yield system
