@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Generator
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -90,6 +91,8 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
     """Most restarts of children in a window; beyond it this actor crashes (escalates)."""
 
     backoff: ClassVar[Backoff | None] = None
+
+    _init_args: tuple[tuple[Any, ...], dict[str, Any]]
     """Delay schedule between restarts of a child (None: restart at once)."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Actor:
@@ -282,9 +285,7 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
 
     # --- activation and handoff ------------------------------------------------------------
 
-    async def activate_agent(
-        self, name: str, *, args: Any = None, redeliver: bool = False
-    ) -> None:
+    async def activate_agent(self, name: str, *, args: Any = None, redeliver: bool = False) -> None:
         """Ask actor `name` (local or remote) to become active, handing it `args`.
 
         Activating an active actor is a no-op unless `redeliver` is True, in which case its
@@ -378,9 +379,8 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             ActorNotFound: if the bridge is not open.
         """
         name = bridge or self._current_bridge
-        if name is None and self._bridged:
-            if len(self._bridged) == 1:
-                name = self._bridged[0]
+        if name is None and self._bridged and len(self._bridged) == 1:
+            name = self._bridged[0]
         if name is None:
             raise ValueError(
                 f"actor {self._name!r} cannot tell which bridge to send to; pass bridge=..."
@@ -389,7 +389,9 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         message = BridgeFrame(bridge=name, seq=0, epoch=0, frame_type=frame_type, data=data)
         await self.system._send(self._name, bridge_address(name), message)
 
-    def open_bridge(self, name: str, *, capacity: int = 1024) -> Bridge:
+    def open_bridge(
+        self, name: str, *, capacity: int = 1024
+    ) -> AbstractAsyncContextManager[Bridge]:
         """Open bridge `name` in this actor's system; see `ActorSystem.open_bridge`."""
         return self.system.open_bridge(name, capacity=capacity)
 
@@ -483,9 +485,8 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         message: BridgeFrame = envelope.body
         system = self.system
         bridge = message.bridge
-        if (
-            not self._accepts_frames_from(bridge)
-            or message.epoch <= self._returned_epochs.get(bridge, -1)
+        if not self._accepts_frames_from(bridge) or message.epoch <= self._returned_epochs.get(
+            bridge, -1
         ):
             self._returned_epochs[bridge] = message.epoch
             await system._send(self._name, bridge_address(bridge), _frame_ack(message, True))
@@ -512,6 +513,4 @@ def bridge_address(name: str) -> str:
 def _frame_ack(message: BridgeFrame, returned: bool) -> SystemMessage:
     from ._envelope import BridgeAck
 
-    return BridgeAck(
-        bridge=message.bridge, seq=message.seq, epoch=message.epoch, returned=returned
-    )
+    return BridgeAck(bridge=message.bridge, seq=message.seq, epoch=message.epoch, returned=returned)

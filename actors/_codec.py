@@ -195,9 +195,7 @@ class EnvelopeCodec:
             return _tag_of(type(body))
         if isinstance(body, msgspec.Struct):
             return _USER_PREFIX + _USER_TYPES.remember(type(body))
-        raise EncodeError(
-            f"a message body must be a msgspec.Struct, got {type(body).__name__!r}"
-        )
+        raise EncodeError(f"a message body must be a msgspec.Struct, got {type(body).__name__!r}")
 
     def encode_value(self, value: msgspec.Struct) -> tuple[str, msgspec.Raw]:
         """Encode a user Struct on its own: its wire type name and its bytes.

@@ -73,13 +73,13 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     started_at: float = 0.0
 
 
-class AgentReady(SystemMessage, tag="ready"):
+class AgentReady(SystemMessage, frozen=True, kw_only=True, tag="ready"):
     """Broadcast when an actor is ready, and in answer to a `RegistryQuery`."""
 
     info: AgentInfo
 
 
-class AgentGone(SystemMessage, tag="gone"):
+class AgentGone(SystemMessage, frozen=True, kw_only=True, tag="gone"):
     """Broadcast when an actor has finished and released its name.
 
     Attributes:
@@ -92,20 +92,20 @@ class AgentGone(SystemMessage, tag="gone"):
     reason: str | None = None
 
 
-class AgentActivation(SystemMessage, tag="activation"):
+class AgentActivation(SystemMessage, frozen=True, kw_only=True, tag="activation"):
     """Broadcast when an actor becomes active or inactive."""
 
     name: str
     active: bool
 
 
-class RegistryQuery(SystemMessage, tag="registry_query"):
+class RegistryQuery(SystemMessage, frozen=True, kw_only=True, tag="registry_query"):
     """Broadcast by a system that joins, asking every peer to announce its live actors."""
 
     system: str
 
 
-class SystemGone(SystemMessage, tag="system_gone"):
+class SystemGone(SystemMessage, frozen=True, kw_only=True, tag="system_gone"):
     """Broadcast (or synthesized by a transport) when a whole actor system has ended or died.
 
     Attributes:
@@ -119,7 +119,7 @@ class SystemGone(SystemMessage, tag="system_gone"):
 # --- activation and errors (addressed) -------------------------------------------------------
 
 
-class Activate(SystemMessage, tag="activate"):
+class Activate(SystemMessage, frozen=True, kw_only=True, tag="activate"):
     """Asks the recipient to become active.
 
     Attributes:
@@ -133,11 +133,11 @@ class Activate(SystemMessage, tag="activate"):
     handoff_from: str | None = None
 
 
-class Deactivate(SystemMessage, tag="deactivate"):
+class Deactivate(SystemMessage, frozen=True, kw_only=True, tag="deactivate"):
     """Asks the recipient to become inactive (a no-op if it already is)."""
 
 
-class AgentError(SystemMessage, tag="agent_error"):
+class AgentError(SystemMessage, frozen=True, kw_only=True, tag="agent_error"):
     """An error reported by an actor (`send_error`) or about it (a crash).
 
     Attributes:
@@ -154,7 +154,7 @@ class AgentError(SystemMessage, tag="agent_error"):
 # --- bridges ---------------------------------------------------------------------------------
 
 
-class BridgeFrame(SystemMessage, tag="frame"):
+class BridgeFrame(SystemMessage, frozen=True, kw_only=True, tag="frame"):
     """One frame travelling on a bridge, either way.
 
     The frame is a user-defined Struct, carried encoded (`data`) with its type name so that the
@@ -176,7 +176,7 @@ class BridgeFrame(SystemMessage, tag="frame"):
     data: msgspec.Raw
 
 
-class BridgeAck(SystemMessage, tag="frame_ack"):
+class BridgeAck(SystemMessage, frozen=True, kw_only=True, tag="frame_ack"):
     """An actor settles an inbound frame: handled (`returned=False`) or handed back."""
 
     bridge: str
@@ -202,7 +202,7 @@ class JobStatus(enum.Enum):
     CANCELLED = "cancelled"
 
 
-class JobRequestMessage(SystemMessage, tag="job_request"):
+class JobRequestMessage(SystemMessage, frozen=True, kw_only=True, tag="job_request"):
     """Asks the recipient to run a job; the envelope carries `job_id` and the deadline.
 
     Attributes:
@@ -214,13 +214,13 @@ class JobRequestMessage(SystemMessage, tag="job_request"):
     payload: Any = None
 
 
-class JobCancel(SystemMessage, tag="job_cancel"):
+class JobCancel(SystemMessage, frozen=True, kw_only=True, tag="job_cancel"):
     """Asks the worker to cancel a job (sent urgent). Without a reason the job still fails."""
 
     reason: str | None = None
 
 
-class JobResponseMessage(SystemMessage, tag="job_response"):
+class JobResponseMessage(SystemMessage, frozen=True, kw_only=True, tag="job_response"):
     """A worker's terminal answer for its part of a job.
 
     Attributes:
@@ -234,35 +234,35 @@ class JobResponseMessage(SystemMessage, tag="job_response"):
     error: str | None = None
 
 
-class JobUpdateMessage(SystemMessage, tag="job_update"):
+class JobUpdateMessage(SystemMessage, frozen=True, kw_only=True, tag="job_update"):
     """A progress update from a worker."""
 
     data: Any = None
 
 
-class JobStreamStart(SystemMessage, tag="job_stream_start"):
+class JobStreamStart(SystemMessage, frozen=True, kw_only=True, tag="job_stream_start"):
     """A worker begins streaming results."""
 
     data: Any = None
 
 
-class JobStreamData(SystemMessage, tag="job_stream_data"):
+class JobStreamData(SystemMessage, frozen=True, kw_only=True, tag="job_stream_data"):
     """One chunk of a worker's stream."""
 
     data: Any = None
 
 
-class JobStreamEnd(SystemMessage, tag="job_stream_end"):
+class JobStreamEnd(SystemMessage, frozen=True, kw_only=True, tag="job_stream_end"):
     """A worker ends its stream; this completes its part of the job with `data` as response."""
 
     data: Any = None
 
 
-class JobUpdateRequest(SystemMessage, tag="job_update_request"):
+class JobUpdateRequest(SystemMessage, frozen=True, kw_only=True, tag="job_update_request"):
     """The requester asks a worker for a progress update."""
 
 
-class JobCredit(SystemMessage, tag="job_credit"):
+class JobCredit(SystemMessage, frozen=True, kw_only=True, tag="job_credit"):
     """The requester grants a worker room for `count` more events (stream flow control)."""
 
     count: int

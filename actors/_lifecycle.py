@@ -123,7 +123,8 @@ def child_spec(
         name = actor.name
         grace = actor.shutdown_grace
     if name in system._mailboxes or name in system.registry:
-        raise NameTaken(name, system.registry.get(name).system if name in system.registry else None)
+        holder = system.registry.get(name)
+        raise NameTaken(name, holder.system if holder is not None else system.name)
     start = functools.partial(_run_instance, make, system, parent)
     # Each spawn gets its own supervision key, so an actor's name can be taken again as soon
     # as it has finished, whenever its supervisor gets round to forgetting the old child.

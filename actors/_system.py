@@ -14,6 +14,7 @@ A peer that is lost takes its actors out of the registry, which ends the jobs th
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -27,8 +28,15 @@ import msgspec
 import trio
 
 from supervision import Restart, open_supervisor
-from transports import Delivery, MemoryTransport, NameClaimed, PeerLost, Transport, TransportLink
-from transports import UnknownRecipient
+from transports import (
+    Delivery,
+    MemoryTransport,
+    NameClaimed,
+    PeerLost,
+    Transport,
+    TransportLink,
+    UnknownRecipient,
+)
 
 from ._actor import DEFAULT_GRACE, Actor, Finished, bridge_address
 from ._bridge import Bridge, FrameRouter, choose_owner
@@ -39,6 +47,8 @@ from ._envelope import (
     AgentGone,
     AgentReady,
     Envelope,
+    JobCancel,
+    JobCredit,
     RegistryQuery,
     SystemGone,
     SystemMessage,
@@ -47,7 +57,6 @@ from ._exceptions import ActorNotFound, ActorStateError, NameTaken
 from ._lifecycle import ActorSpec, child_spec, exit_reporter
 from ._mailbox import Mailbox
 from ._registry import Registry
-from ._envelope import JobCancel, JobCredit
 from ._requester import REPLY_TYPES, JobRequesterMixin
 
 logger = logging.getLogger(__name__)
@@ -382,10 +391,8 @@ class ActorSystem(JobRequesterMixin):
             self._nursery.start_soon(self._deliver_quietly, envelope)
 
     async def _deliver_quietly(self, envelope: Envelope) -> None:
-        try:
+        with contextlib.suppress(ActorNotFound):
             await self._deliver(envelope)
-        except ActorNotFound:
-            pass
 
     def _post(self, actor: Actor, body: SystemMessage) -> None:
         """Queue a local notice for `actor` from a synchronous callback; never blocks."""
@@ -408,10 +415,8 @@ class ActorSystem(JobRequesterMixin):
 
     @staticmethod
     async def _post_later(mailbox: Mailbox[Envelope], envelope: Envelope) -> None:
-        try:
+        with contextlib.suppress(trio.ClosedResourceError):
             await mailbox.send(envelope, urgent=True)
-        except trio.ClosedResourceError:
-            pass
 
     async def _broadcast(self, body: Any, *, sender: str) -> None:
         """Send `body` to every local actor and every peer system."""
@@ -433,18 +438,13 @@ class ActorSystem(JobRequesterMixin):
         await link.broadcast(packet)
 
     async def _broadcast_local(self, envelope: Envelope) -> None:
-        for name, actor in list(self._actors.items()):
-            if name == envelope.sender:
-                continue
+        urgent = isinstance(envelope.body, AgentError)
+        for name in list(self._actors):
             mailbox = self._mailboxes.get(name)
-            if mailbox is None:
+            if name == envelope.sender or mailbox is None:
                 continue
-            local = attrs_replace(envelope, recipient=name)
-            try:
-                await mailbox.send(local, urgent=isinstance(envelope.body, AgentError))
-            except trio.ClosedResourceError:
-                pass
-            del actor
+            with contextlib.suppress(trio.ClosedResourceError):
+                await mailbox.send(attrs_replace(envelope, recipient=name), urgent=urgent)
 
     def _check_user_message(self, message: object) -> None:
         if not isinstance(message, msgspec.Struct) or isinstance(message, SystemMessage):
@@ -533,12 +533,13 @@ class ActorSystem(JobRequesterMixin):
                 await self._on_broadcast(envelope)
                 await link.ack(item)
                 continue
-            if type(envelope.body) in _INTERCEPTED and (
-                envelope.recipient == self.address or envelope.recipient in self._actors
+            if (
+                type(envelope.body) in _INTERCEPTED
+                and (envelope.recipient == self.address or envelope.recipient in self._actors)
+                and self._intercept(envelope)
             ):
-                if self._intercept(envelope):
-                    await link.ack(item)
-                    continue
+                await link.ack(item)
+                continue
             mailbox = self._mailboxes.get(envelope.recipient)
             if mailbox is None:
                 self._undeliverable += 1
@@ -635,7 +636,9 @@ async def open_actor_system(
     if grace < 0 or math.isnan(grace):
         raise ValueError(f"grace must be >= 0, got {grace!r}")
     transport = transport if transport is not None else MemoryTransport()
-    codec = EnvelopeCodec() if max_message_size is None else EnvelopeCodec(max_size=max_message_size)
+    codec = (
+        EnvelopeCodec() if max_message_size is None else EnvelopeCodec(max_size=max_message_size)
+    )
     system = ActorSystem(name, transport, codec)
     async with transport.connect(name) as link:
         system._link = link

@@ -60,7 +60,9 @@ class Support(Actor):
     async def on_activated(self, args: Any) -> None:
         await super().on_activated(args)
         topic = (args or {}).get("topic", "?")
-        await self.send_frame(AgentText(self.name, f"Support here. About {topic!r}:"), bridge="chat")
+        await self.send_frame(
+            AgentText(self.name, f"Support here. About {topic!r}:"), bridge="chat"
+        )
 
     async def on_frame(self, frame: Any, bridge: str) -> None:
         if "thank" in frame.text.lower():

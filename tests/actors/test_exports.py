@@ -31,14 +31,7 @@ def test_all_names_exist_and_are_public(package: str) -> None:
     [
         "actors",
         "transports",
-        pytest.param(
-            "supervision",
-            marks=pytest.mark.xfail(
-                reason="supervision/__init__.py has `from __future__ import annotations`, which "
-                "leaks a public `annotations` attribute that is not in __all__",
-                strict=True,
-            ),
-        ),
+        "supervision",
     ],
 )
 def test_no_public_attribute_missing_from_all(package: str) -> None:
