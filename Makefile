@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: test lint demo bench bench-peers clean
+PEERS_VENV := .venv-peers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +23,22 @@ lint: $(STAMP)
 	$(BIN)/mypy actors transports supervision
 
 demo: $(STAMP)
-	$(BIN)/python examples/local_handoff.py
+	$(BIN)/python examples/parallel_debate.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# pipecat-subagents lives in its own virtual environment: it pulls in pipecat-ai, numpy and
+# onnxruntime, which must stay out of the project's dependencies.
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet pipecat-ai-subagents
+	touch $@
+
+bench-peers: $(PEERS_VENV)/.installed $(STAMP)
+	$(PEERS_VENV)/bin/python bench/peers_pipecat.py > .bench-peers.json
+	$(BIN)/python bench/compare_peers.py .bench-peers.json
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(PEERS_VENV) build *.egg-info .bench-peers.json

@@ -28,11 +28,12 @@ from ._jobs import JobResult as JobResult
 from ._jobs import JobTimeout as JobTimeout
 from ._jobs import job as job
 from ._lifecycle import ActorSpec as ActorSpec
-from ._requester import JobContext as JobContext
-from ._requester import JobGroupContext as JobGroupContext
 from ._mailbox import Mailbox as Mailbox
+from ._mailbox import MailboxInterrupted as MailboxInterrupted
 from ._mailbox import MailboxStatistics as MailboxStatistics
 from ._registry import Watch as Watch
+from ._requester import JobContext as JobContext
+from ._requester import JobGroupContext as JobGroupContext
 from ._system import ActorSystem as ActorSystem
 from ._system import SystemStatistics as SystemStatistics
 from ._system import open_actor_system as open_actor_system
@@ -65,6 +66,7 @@ __all__ = [
     "JobStatus",
     "JobTimeout",
     "Mailbox",
+    "MailboxInterrupted",
     "MailboxStatistics",
     "NameTaken",
     "SystemStatistics",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Generator
+import secrets
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +30,7 @@ from ._envelope import (
     SystemMessage,
 )
 from ._exceptions import ActorStateError
+from ._mailbox import Mailbox
 from ._registry import Watch
 from ._requester import JobRequesterMixin
 from ._worker import JobWorkerMixin
@@ -132,15 +134,17 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         self._active = active
         self._activation_args: Any = None
         self._scope: trio.CancelScope | None = None
-        self._receive_scope: trio.CancelScope | None = None
+        self._mailbox: Mailbox[Envelope] | None = None
         self._nursery: trio.Nursery | None = None
         self._ending = False
         self._end_reason: str | None = None
         self._cancel_requested = False
         self._finished_event = trio.Event()
         self._watches: list[Watch] = []
-        self._seen_ready: set[tuple[str, float]] = set()
+        self._seen_ready: set[tuple[str, str]] = set()
         self._current_bridge: str | None = None
+        self._incarnation = secrets.token_hex(6)
+        self._child_keys: dict[str, str] = {}
         self._returned_epochs: dict[str, int] = {}
         self._init_jobs()
         self._init_worker()
@@ -221,6 +225,7 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             active=self._active,
             bridged=self._bridged,
             started_at=self._started_at or 0.0,
+            incarnation=self._incarnation,
         )
 
     # --- lifecycle hooks ---------------------------------------------------------------------
@@ -282,6 +287,38 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         from ._lifecycle import start_child
 
         return await start_child(self, actor, restart)
+
+    async def remove_child(self, name: str) -> None:
+        """Stop child `name` for good: it is asked to end, given its grace period, then
+        cancelled, and not restarted whatever its restart type.
+
+        Raises:
+            KeyError: if this actor has no child of that name.
+        """
+        key = self._child_keys.get(name)
+        if key is None or self._supervisor is None:
+            raise KeyError(f"actor {self._name!r} has no child named {name!r}")
+        await self._supervisor.stop_child(key)
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run `fn(*args)` as a background task of this actor (a tick loop, a poller).
+
+        The task lives in the actor's nursery: it is cancelled when the actor stops, and if it
+        raises, the actor crashes (its parent hears of it and its supervisor decides).
+
+        Raises:
+            ActorStateError: if the actor is not running.
+        """
+        if self._nursery is None or self._finished_event.is_set():
+            raise ActorStateError(f"actor {self._name!r} is not running")
+        self._nursery.start_soon(self._guarded, fn, *args, name=f"{self._name}: {fn!r}")
+
+    async def _guarded(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        try:
+            await fn(*args)
+        except Exception:
+            self._crashing = True
+            raise
 
     # --- activation and handoff ------------------------------------------------------------
 
@@ -415,8 +452,8 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             logger.debug("actor %r ending (reason: %s, grace: %ss)", self._name, reason, grace)
         if self._scope is not None:
             self._scope.deadline = min(self._scope.deadline, trio.current_time() + grace)
-        if self._receive_scope is not None:
-            self._receive_scope.cancel()
+        if self._mailbox is not None:
+            self._mailbox.interrupt()
         return Finished(self._finished_event)
 
     def cancel(self) -> Finished:
@@ -475,7 +512,7 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
 
     async def _handle_agent_ready(self, envelope: Envelope) -> None:
         info: AgentInfo = envelope.body.info
-        key = (info.name, info.started_at)
+        key = (info.name, info.incarnation)
         if key in self._seen_ready:
             return
         self._seen_ready.add(key)

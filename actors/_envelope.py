@@ -63,6 +63,7 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
         active: whether it is active (bridged frames reach only active actors).
         bridged: the bridges it takes frames from: None if not bridged, () for every bridge.
         started_at: wall-clock time (Unix seconds) when it became ready.
+        incarnation: identifies this start of the actor; a restart gets a new one.
     """
 
     name: str
@@ -71,6 +72,7 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     active: bool = True
     bridged: tuple[str, ...] | None = None
     started_at: float = 0.0
+    incarnation: str = ""
 
 
 class AgentReady(SystemMessage, frozen=True, kw_only=True, tag="ready"):
@@ -143,12 +145,16 @@ class AgentError(SystemMessage, frozen=True, kw_only=True, tag="agent_error"):
     Attributes:
         name: the actor the error concerns.
         error: description of the error.
-        fatal: True when the actor ended because of it.
+        fatal: True when the actor ended because of it (a crash).
+        decision: for a crash, what the supervisor decided: ``"restart"``, ``"ignore"``
+            (its restart type says it stays down) or ``"give_up"`` (restart intensity was
+            exceeded, so the parent itself fails).
     """
 
     name: str
     error: str
     fatal: bool = False
+    decision: str | None = None
 
 
 # --- bridges ---------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from supervision import ChildExit, ChildSpec, Decision, Restart, open_supervisor
 
 from ._envelope import AgentError, Envelope
 from ._exceptions import ActorStateError, NameTaken
-from ._mailbox import Mailbox
+from ._mailbox import Mailbox, MailboxInterrupted
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -139,7 +139,8 @@ async def start_child(parent: Actor, actor: Actor | ActorSpec, restart: Restart 
     supervisor = getattr(parent, "_supervisor", None)
     if supervisor is None or parent._ending:
         raise ActorStateError(f"actor {parent.name!r} is not running; cannot add a child")
-    _, spec = child_spec(parent.system, parent, actor, restart)
+    name, spec = child_spec(parent.system, parent, actor, restart)
+    parent._child_keys[name] = spec.name
     started = await supervisor.start_child(spec)
     assert isinstance(started, type(started))
     return started  # type: ignore[no-any-return]
@@ -157,7 +158,7 @@ def exit_reporter(system: ActorSystem, parent: Actor | None) -> Any:
         if parent is None:
             logger.error("root actor %r crashed (%s); decision: %s", name, text, action)
             return
-        message = AgentError(name=name, error=text, fatal=True)
+        message = AgentError(name=name, error=text, fatal=True, decision=action)
         await system._send(name, parent.name, message, urgent=True, missing_ok=True)
 
     return on_exit
@@ -222,16 +223,14 @@ async def _follow_stopping(actor: Actor, stopping: trio.Event) -> None:
 async def _mailbox_loop(actor: Actor, mailbox: Mailbox[Envelope]) -> None:
     handlers = actor._handlers()
     acks = actor.system._pending_acks
+    actor._mailbox = mailbox
     while not actor._ending:
-        with trio.CancelScope() as receive_scope:
-            actor._receive_scope = receive_scope
-            try:
-                envelope = await mailbox.receive()
-            except trio.EndOfChannel:
-                return
-        actor._receive_scope = None
-        if receive_scope.cancelled_caught:
+        try:
+            envelope = await mailbox.receive()
+        except MailboxInterrupted:
             continue
+        except trio.EndOfChannel:
+            return
         handler = handlers.get(type(envelope.body))
         try:
             if handler is not None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import attrs
+import msgspec
 import trio
 
 from ._envelope import AgentInfo
@@ -113,14 +114,7 @@ class Registry:
         """Record that `name` became active or inactive."""
         info = self._agents.get(name)
         if info is not None and info.active != active:
-            self._agents[name] = AgentInfo(
-                name=info.name,
-                system=info.system,
-                parent=info.parent,
-                active=active,
-                bridged=info.bridged,
-                started_at=info.started_at,
-            )
+            self._agents[name] = msgspec.structs.replace(info, active=active)
             self._bump()
 
     async def wait_ready(self, name: str) -> AgentInfo:

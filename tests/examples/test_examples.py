@@ -38,6 +38,60 @@ async def test_local_handoff_follows_the_active_agent() -> None:
     assert "'bye'" in transcript[6].text
 
 
+async def test_parallel_debate_streams_every_side_and_synthesizes(
+    autojump_clock: object,
+) -> None:
+    """The debate streams each debater's sentences as they come and synthesizes all three."""
+    demo = load("parallel_debate")
+    moderator = await demo.run_debate("testing")
+    assert [name for name, _ in moderator.transcript] == [
+        "critic",
+        "analyst",
+        "advocate",
+        "critic",
+        "analyst",
+        "advocate",
+        "critic",
+        "analyst",
+        "advocate",
+    ]
+    assert [line.split(":")[0] for line in moderator.synthesis.splitlines()] == [
+        "ADVOCATE",
+        "CRITIC",
+        "ANALYST",
+    ]
+    assert "testing lets small teams" in moderator.synthesis
+
+
+def test_parallel_debate_runs_as_a_program() -> None:
+    """`python examples/parallel_debate.py` exits 0 and prints the synthesis."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "parallel_debate.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "moderator: synthesis" in result.stdout
+
+
+async def test_sensor_controller_survives_crashes_without_hanging(
+    autojump_clock: object,
+) -> None:
+    """The sensor crashes twice and is restarted; every read gets an answer or a prompt error."""
+    demo = load("sensor_controller")
+    outcomes = await demo.run_plant(steps=20)
+    assert outcomes["crashes"] == [("sensor", "restart"), ("sensor", "restart")]
+    assert len(outcomes["readings"]) + len(outcomes["failures"]) == 20
+    # A read interrupted by a crash fails FAILED at once: never a timeout.
+    assert all(kind == "JobError" for _, kind in outcomes["failures"])
+    assert outcomes["readings"][-1][2] == 3
+    assert outcomes["stats"]["instance"] == 3
+    # The restarted sensor was given its target again and converged on it.
+    assert abs(outcomes["readings"][-1][1] - 25.0) < 0.5
+
+
 def test_local_handoff_runs_as_a_program() -> None:
     """`python examples/local_handoff.py` exits 0 and prints the conversation."""
     result = subprocess.run(
