@@ -15,6 +15,16 @@ from supervision import Backoff, Restart, RestartIntensity, Strategy
 from actor_support import Note, Recorder
 
 STARTS: list[tuple[str, float]] = []
+"""(name, time) of every Child start, in order."""
+_start_events: list[trio.Event] = []
+
+
+async def wait_for_starts(count: int) -> None:
+    """Wait until at least `count` Child starts were recorded."""
+    while len(STARTS) < count:
+        event = trio.Event()
+        _start_events.append(event)
+        await event.wait()
 
 
 class Child(Recorder):
@@ -27,6 +37,8 @@ class Child(Recorder):
     async def on_ready(self) -> None:
         await super().on_ready()
         STARTS.append((self.name, trio.current_time()))
+        while _start_events:
+            _start_events.pop().set()
 
     async def on_message(self, envelope: Envelope) -> None:
         await super().on_message(envelope)
@@ -44,14 +56,14 @@ class Child(Recorder):
 
 def make_parent(
     strategy: Strategy = Strategy.ONE_FOR_ONE,
-    intensity: RestartIntensity = RestartIntensity(),
+    intensity: RestartIntensity | None = None,
     backoff: Backoff | None = None,
 ) -> type[Recorder]:
     class Parent(Recorder):
         pass
 
     Parent.strategy = strategy  # type: ignore[misc]
-    Parent.intensity = intensity  # type: ignore[misc]
+    Parent.intensity = intensity or RestartIntensity()  # type: ignore[misc]
     Parent.backoff = backoff  # type: ignore[misc]
     return Parent
 
@@ -199,8 +211,7 @@ async def test_backoff_restarts_at_exact_times(actor_system: ActorSystem) -> Non
     parent = await actor_system.spawn(make_parent(backoff=backoff)("parent"))
     start = trio.current_time()
     await parent.add_child(ActorSpec(lambda: CrashOnStart("b"), restart=Restart.PERMANENT))
-    while len(STARTS) < 4:
-        await trio.sleep(0.01)
+    await wait_for_starts(4)
     times = [round(t - start, 9) for _, t in STARTS]
     assert times == [0.0, 0.1, 0.3, 0.7]
 
