@@ -25,6 +25,9 @@ A worker whose requester has not read this many events waits in `send_job_update
 `send_job_stream_*` until the requester reads (backpressure instead of an unbounded queue).
 """
 
+DEADLINE_PASSED = "deadline passed"
+"""The error text of a member cancelled because the job's deadline passed."""
+
 
 @attrs.frozen
 class JobRequest(Generic[P]):

@@ -6,7 +6,8 @@ Each job a requester opens is a `_JobState` keyed by job id. Worker answers are 
 delivery (`_take_reply`), never through the requester's mailbox loop, so a handler can await a
 job without deadlocking its own actor. Jobs opened with `job()`/`job_group()` consume their
 events directly; fire-and-forget jobs (`request_job*`) hand them to the mailbox, where the
-`on_job_*` hooks run in order.
+`on_job_*` hooks run in order (the system, which has no mailbox, runs its hooks in one task of
+its own nursery, in the same order).
 
 Rule 1: one deadline. `timeout=` and any enclosing Trio deadline make one absolute deadline; it
 bounds waiting for readiness and for answers, travels with each request as the worker's budget,
@@ -14,6 +15,12 @@ and however it expires the requester sees `JobTimeout`, after the workers were c
 
 Rule 2: nothing left running. Leaving the block by an exception or cancellation, including
 while waiting in ``__aexit__``, cancels every member still working before propagating.
+
+Rule 3: one outcome per member, never lossy. A member settles once; a second terminal answer
+(a worker that answered from its cleanup and was also reported gone) is dropped. A member that
+ends ERROR or FAILED, or CANCELLED without the requester asking (its worker stopped), fails the
+job: with ``cancel_on_error`` the others are cancelled at once, and a group that did not
+complete raises `JobGroupError` (a cancel without a reason included).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +51,7 @@ from ._envelope import (
 from ._exceptions import ActorNotFound
 from ._jobs import (
     CREDIT_WINDOW,
+    DEADLINE_PASSED,
     JobError,
     JobEvent,
     JobEventType,
@@ -86,6 +95,7 @@ class _JobState:
     sent: set[str] = attrs.field(factory=set)
     unread: dict[str, int] = attrs.field(factory=dict)
     first_error: str | None = None
+    cancelling: bool = False
     changed: trio.Event = attrs.field(factory=trio.Event)
     events_send: trio.MemorySendChannel[JobEvent] | None = None
     events_receive: trio.MemoryReceiveChannel[JobEvent] | None = None
@@ -104,14 +114,39 @@ class _JobState:
         if response is not None or status is JobStatus.COMPLETED:
             self.responses[name] = response
         self.errors[name] = error
-        if status in _ERROR_STATUSES and self.first_error is None:
+        if self.first_error is None and self._is_failure(status):
             self.first_error = name
         self.wake()
         return True
 
+    def _is_failure(self, status: JobStatus) -> bool:
+        # ERROR and FAILED always fail the job. CANCELLED does too when the requester did not
+        # ask for it (the worker stopped) and the deadline has not passed (that is a timeout).
+        if status in _ERROR_STATUSES:
+            return True
+        return (
+            status is JobStatus.CANCELLED
+            and not self.cancelling
+            and trio.current_time() < self.deadline
+        )
+
     def wake(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
+
+
+def _job_timeout(state: _JobState) -> JobTimeout:
+    # Members the deadline cut short: cancelled by the requester when it passed, or by their
+    # own copy of the deadline a moment before the requester saw it.
+    waiting = [m for m in state.members if state.errors.get(m) == DEADLINE_PASSED]
+    return JobTimeout(
+        f"job {state.job_id} timed out; waiting on "
+        + (", ".join(repr(member) for member in waiting) or "nobody"),
+        job_id=state.job_id,
+        statuses=state.statuses,
+        responses=state.responses,
+        errors=state.errors,
+    )
 
 
 class JobRequesterMixin:
@@ -119,6 +154,10 @@ class JobRequesterMixin:
 
     def _init_jobs(self) -> None:
         self._requests: dict[str, _JobState] = {}
+        # The system has no mailbox: the answers to its fire-and-forget jobs queue here, and
+        # one task in its nursery runs their hooks in arrival order.
+        self._hook_replies: deque[Envelope] = deque()
+        self._hook_pump_running = False
 
     @property
     def _requester_name(self) -> str:
@@ -163,8 +202,10 @@ class JobRequesterMixin:
         ``g.responses`` and ``g.statuses`` map each worker's name to its outcome.
 
         Raises (on leaving):
-            JobGroupError: with ``cancel_on_error`` (the default), when a member answered
-                ERROR or FAILED; the others were cancelled and every status is attached.
+            JobGroupError: with ``cancel_on_error`` (the default), when a member did not
+                complete: it answered ERROR or FAILED, or CANCELLED because its worker stopped
+                (the others were cancelled at once), or the job was cancelled. Every status is
+                attached. With ``cancel_on_error=False`` worker outcomes do not raise.
             JobTimeout: if the deadline passed first (every member still working was
                 cancelled).
         """
@@ -176,7 +217,7 @@ class JobRequesterMixin:
         *,
         name: str | None = None,
         payload: Any = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the job's own budget (STYLE section 4)
     ) -> str:
         """Send a job and return its id at once; answers arrive on the `on_job_*` hooks.
 
@@ -185,16 +226,14 @@ class JobRequesterMixin:
         Raises:
             JobTimeout: if the worker is not ready before the deadline.
         """
-        return await self.request_job_group(
-            actor_name, name=name, payload=payload, timeout=timeout
-        )
+        return await self.request_job_group(actor_name, name=name, payload=payload, timeout=timeout)
 
     async def request_job_group(
         self,
         *actor_names: str,
         name: str | None = None,
         payload: Any = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the job's own budget (STYLE section 4)
         cancel_on_error: bool = True,
     ) -> str:
         """Send one job to many workers and return its id; answers arrive on the hooks.
@@ -248,7 +287,11 @@ class JobRequesterMixin:
         """Called once every member of a `request_job*` job has answered."""
 
     async def on_job_error(self, response: JobResponse) -> None:
-        """Called when a member's ERROR/FAILED answer cancels a group (``cancel_on_error``)."""
+        """Called when a member's failure cancels the job (``cancel_on_error``).
+
+        A failure is an ERROR or FAILED answer, or CANCELLED when the requester did not ask
+        for it (the worker stopped); a timeout or `cancel_job` is not one.
+        """
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -271,49 +314,66 @@ class JobRequesterMixin:
             deadline = min(deadline, trio.current_time() + timeout)
         state = _JobState(uuid.uuid4().hex, members, cancel_on_error, direct, deadline)
         if direct:
-            size = CREDIT_WINDOW * len(members)
+            # Each member has at most CREDIT_WINDOW unread events, plus its STREAM_END, which
+            # is a terminal answer and spends no credit.
+            size = (CREDIT_WINDOW + 1) * len(members)
             state.events_send, state.events_receive = trio.open_memory_channel(size)
         self._requests[state.job_id] = state
         return state
 
     async def _dispatch(self, state: _JobState, name: str | None, payload: Any) -> None:
+        async def send_requests() -> None:
+            await self._send_requests(state, name, payload)
+
+        await self._until_deadline(state, send_requests)
+
+    async def _send_requests(self, state: _JobState, name: str | None, payload: Any) -> None:
         system = self._system_ref
-        with trio.move_on_at(state.deadline) as scope:
-            for member in state.members:
-                await system.registry.wait_ready(member)
-            for member in state.members:
-                budget = None
-                if state.deadline != math.inf:
-                    budget = max(0.0, state.deadline - trio.current_time())
-                try:
-                    await system._send(
-                        self._requester_name,
-                        member,
-                        JobRequestMessage(name=name, payload=payload),
-                        job_id=state.job_id,
-                        deadline=budget,
-                    )
-                except ActorNotFound:
-                    state.settle(member, JobStatus.FAILED, None, f"worker {member!r} is gone")
-                    continue
-                state.sent.add(member)
+        for member in state.members:
+            await system.registry.wait_ready(member)
+        for member in state.members:
+            budget = None
+            if state.deadline != math.inf:
+                budget = max(0.0, state.deadline - trio.current_time())
+            try:
+                await system._send(
+                    self._requester_name,
+                    member,
+                    JobRequestMessage(name=name, payload=payload),
+                    job_id=state.job_id,
+                    deadline=budget,
+                )
+            except ActorNotFound:
+                state.settle(member, JobStatus.FAILED, None, f"worker {member!r} is gone")
+                continue
+            state.sent.add(member)
+
+    async def _until_deadline(self, state: _JobState, wait: Callable[[], Awaitable[None]]) -> None:
+        """Run `wait` under the job's deadline; however the deadline ends it, raise JobTimeout.
+
+        The deadline is the job's own (`timeout=`) or an enclosing one. When an enclosing scope
+        has the same deadline, Trio delivers `Cancelled` to that scope rather than ours, so a
+        `Cancelled` that arrives once the deadline has passed is a timeout too (Rule 1).
+        """
+        try:
+            with trio.move_on_at(state.deadline) as scope:
+                await wait()
+        except trio.Cancelled:
+            if trio.current_time() >= state.deadline:
+                await self._timed_out(state)
+            raise
         if scope.cancelled_caught:
             await self._timed_out(state)
 
     async def _timed_out(self, state: _JobState) -> None:
-        await self._cancel_members(state, "deadline passed")
+        await self._cancel_members(state, DEADLINE_PASSED)
         for member in state.pending():
-            state.settle(member, JobStatus.CANCELLED, None, "deadline passed")
+            state.settle(member, JobStatus.CANCELLED, None, DEADLINE_PASSED)
         self._requests.pop(state.job_id, None)
-        raise JobTimeout(
-            f"job {state.job_id} timed out; waiting on {', '.join(state.pending()) or 'nobody'}",
-            job_id=state.job_id,
-            statuses=state.statuses,
-            responses=state.responses,
-            errors=state.errors,
-        )
+        raise _job_timeout(state)
 
     async def _cancel_members(self, state: _JobState, reason: str) -> None:
+        state.cancelling = True
         system = self._system_ref
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             for member in state.pending():
@@ -338,14 +398,32 @@ class JobRequesterMixin:
         state = self._requests.get(envelope.job_id or "")
         if state is None:
             return True
-        if not state.direct:
+        if state.direct:
+            self._apply_reply(state, envelope)
+            return True
+        if self._system_ref is not self:
             return False
-        self._apply_reply(state, envelope)
+        self._queue_hook_reply(envelope)
         return True
 
-    def _apply_reply(
-        self, state: _JobState, envelope: Envelope
-    ) -> tuple[JobEvent | None, bool]:
+    def _queue_hook_reply(self, envelope: Envelope) -> None:
+        """Queue an answer for the system's own hooks (the system has no mailbox loop)."""
+        nursery = self._system_ref._nursery
+        if nursery is None:
+            return
+        self._hook_replies.append(envelope)
+        if not self._hook_pump_running:
+            self._hook_pump_running = True
+            nursery.start_soon(self._pump_hook_replies, name="system job hooks")
+
+    async def _pump_hook_replies(self) -> None:
+        try:
+            while self._hook_replies:
+                await self._handle_reply(self._hook_replies.popleft())
+        finally:
+            self._hook_pump_running = False
+
+    def _apply_reply(self, state: _JobState, envelope: Envelope) -> tuple[JobEvent | None, bool]:
         """Record a worker's answer or event; return the event and whether it settled a member.
 
         A member settles once: a second terminal answer (a worker that answered from its
@@ -445,7 +523,10 @@ class JobRequesterMixin:
             body=message,
             job_id=state.job_id,
         )
-        system._post_envelope(self, envelope)
+        if system is self:
+            self._queue_hook_reply(envelope)
+        else:
+            system._post_envelope(self, envelope)
 
     async def _end_requests(self) -> None:
         """This requester is ending: cancel every job it still has out."""
@@ -571,6 +652,9 @@ class JobGroupContext:
             if self._failed(state) and not cancelled_rest:
                 cancelled_rest = True
                 await self._requester._cancel_members(state, f"{state.first_error!r} failed")
+                # Answers may have arrived while the cancels went out: look again before
+                # waiting for the next change.
+                continue
             await state.changed.wait()
         self._discard_events(state)
 
@@ -598,21 +682,16 @@ class JobGroupContext:
         return self._cancel_on_error and state.first_error is not None
 
     async def _wait(self, wait: Callable[[], Awaitable[None]]) -> None:
-        state = self._require()
-        try:
-            with trio.move_on_at(state.deadline) as scope:
-                await wait()
-        except trio.Cancelled:
-            if trio.current_time() >= state.deadline:
-                await self._requester._timed_out(state)
-            raise
-        if scope.cancelled_caught:
-            await self._requester._timed_out(state)
+        await self._requester._until_deadline(self._require(), wait)
 
     def _raise_for_outcome(self, state: _JobState) -> None:
         failed = [n for n in state.members if state.statuses.get(n) is not JobStatus.COMPLETED]
         if not failed:
             return
+        if any(state.errors.get(member) == DEADLINE_PASSED for member in failed):
+            # The workers' copy of the deadline ended the job before the requester looked:
+            # still a timeout (Rule 1).
+            raise _job_timeout(state)
         if isinstance(self, JobContext):
             member = state.members[0]
             status = state.statuses[member]
@@ -625,16 +704,21 @@ class JobGroupContext:
                 responses=state.responses,
                 errors=state.errors,
             )
-        if self._cancel_on_error and state.first_error is not None:
-            first = state.first_error
-            raise JobGroupError(
-                f"job {state.job_id}: {first!r} ended {state.statuses[first].name}"
-                f" ({state.errors.get(first) or 'no detail'}); the other members were cancelled",
-                job_id=state.job_id,
-                statuses=state.statuses,
-                responses=state.responses,
-                errors=state.errors,
-            )
+        if not self._cancel_on_error:
+            # Worker outcomes do not raise; every member's status is in `g.statuses`.
+            return
+        first = state.first_error or failed[0]
+        detail = f"{first!r} ended {state.statuses[first].name}"
+        detail += f" ({state.errors.get(first) or 'no detail'})"
+        if state.first_error is not None:
+            detail += "; the other members were cancelled"
+        raise JobGroupError(
+            f"job {state.job_id}: {detail}",
+            job_id=state.job_id,
+            statuses=state.statuses,
+            responses=state.responses,
+            errors=state.errors,
+        )
 
 
 class JobContext(JobGroupContext):

@@ -10,7 +10,11 @@ handler inside its own `trio.CancelScope`, whose deadline is the one the request
 Rule 1: every held job answers exactly once. A return value or `send_job_response` answers
 COMPLETED (or the status given); an exception answers ERROR with its type and message; the
 scope being cancelled, by the requester, the deadline or the actor stopping, answers CANCELLED
-from the cleanup (FAILED when the actor is crashing), shielded so it always gets out.
+from the cleanup (FAILED when the actor is crashing), shielded so it always gets out. Once the
+job's scope has been cancelled no success is sent, even by a handler that finishes anyway: a
+cancel that reaches the worker before the answer always wins. An answer that cannot be sent
+(in strict mode, a response that does not encode) leaves the job unanswered, so the error path
+answers ERROR instead of the requester waiting forever.
 
 Rule 2: update and stream events spend credits the requester grants (`CREDIT_WINDOW`), so a
 requester that does not read slows the worker instead of growing a queue.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +53,7 @@ from ._envelope import (
 )
 from ._jobs import (
     CREDIT_WINDOW,
+    DEADLINE_PASSED,
     JobCancellation,
     JobHandlerSpec,
     JobRequest,
@@ -198,7 +204,9 @@ class JobWorkerMixin:
             sender=envelope.sender,
             deadline=deadline,
         )
-        held = _HeldJob(request, trio.CancelScope(deadline=deadline or float("inf")))
+        held = _HeldJob(
+            request, trio.CancelScope(deadline=math.inf if deadline is None else deadline)
+        )
         self._held[job_id] = held
         if job_id in self._tombstones:
             # The cancel overtook its request in the queue: answer without running.
@@ -217,10 +225,13 @@ class JobWorkerMixin:
         token = current_job.set(request.job_id)
         try:
             with held.scope:
+                # A cancel that arrived before the task started means the handler never runs.
+                await trio.lowlevel.checkpoint_if_cancelled()
                 async with self._admission(request.name):
                     await self._invoke(held)
         except Exception as exc:
-            await self._answer(held, _error_answer(exc))
+            with trio.CancelScope(shield=True), trio.move_on_after(_ANSWER_GRACE):
+                await self._answer(held, _error_answer(exc))
             await self._report_job_error(exc)
         finally:
             current_job.reset(token)
@@ -248,7 +259,9 @@ class JobWorkerMixin:
             request = attrs.evolve(request, payload=payload)
         result = await handler(request)
         if not held.answered:
-            await self._answer(held, JobResponseMessage(status=JobStatus.COMPLETED, response=result))
+            await self._answer(
+                held, JobResponseMessage(status=JobStatus.COMPLETED, response=result)
+            )
 
     def _admission(self, name: str | None) -> Any:
         entry = self._job_table.get(name)
@@ -282,21 +295,38 @@ class JobWorkerMixin:
     def _cancel_text(self, held: _HeldJob) -> str:
         deadline = held.request.deadline
         if deadline is not None and trio.current_time() >= deadline:
-            return "deadline passed"
+            return DEADLINE_PASSED
         return f"worker {self._name_!r} stopped"
 
     async def _answer(self, held: _HeldJob, message: SystemMessage) -> None:
+        """Send `held`'s terminal answer, unless it has one (Rule 1).
+
+        A success is not sent once the job's scope was cancelled: the cleanup answers
+        CANCELLED instead, so a cancel that reached the worker before the answer always wins.
+        An answer that could not be sent (it does not encode, or the send was cancelled)
+        leaves the job unanswered, so the error path or the cleanup still answers it.
+        """
         if held.answered:
+            await trio.lowlevel.checkpoint()
+            return
+        if _is_success(message) and held.scope.cancel_called:
+            await trio.lowlevel.checkpoint()
             return
         held.answered = True
         system = self._actor.system
-        await system._send(
-            self._name_,
-            held.request.sender,
-            message,
-            job_id=held.request.job_id,
-            missing_ok=True,
-        )
+        try:
+            await system._send(
+                self._name_,
+                held.request.sender,
+                message,
+                job_id=held.request.job_id,
+                missing_ok=True,
+            )
+        except BaseException:
+            held.answered = False
+            raise
+        # Wake any event still waiting for credits: the job is over.
+        held.credit_event.set()
 
     async def _send_event(self, job_id: str, message: SystemMessage) -> None:
         held = self._held.get(job_id)
@@ -305,6 +335,9 @@ class JobWorkerMixin:
             return
         while held.credits <= 0:
             await held.credit_event.wait()
+            if held.answered:
+                # The job ended while this event waited for room: there is no one to tell.
+                return
         held.credits -= 1
         if held.credits <= 0:
             held.credit_event = trio.Event()
@@ -404,6 +437,12 @@ def _builtins(payload: Any) -> Any:
 
 def _cancelled(reason: str | None) -> JobResponseMessage:
     return JobResponseMessage(status=JobStatus.CANCELLED, error=reason or "cancelled")
+
+
+def _is_success(message: SystemMessage) -> bool:
+    if isinstance(message, JobStreamEnd):
+        return True
+    return isinstance(message, JobResponseMessage) and message.status is JobStatus.COMPLETED
 
 
 def _error_answer(exc: BaseException) -> JobResponseMessage:
