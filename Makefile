@@ -20,7 +20,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check actors transports supervision tests examples bench
-	$(BIN)/mypy actors transports supervision
+	$(BIN)/mypy actors transports supervision tests examples bench/run.py bench/compare_peers.py
 
 demo: $(STAMP)
 	$(BIN)/python examples/parallel_debate.py

@@ -12,7 +12,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import msgspec
 import trio
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from ._system import ActorSystem
 
 logger = logging.getLogger(__name__)
+
+A = TypeVar("A", bound="Actor")
 
 DEFAULT_GRACE = 5.0
 """Seconds of grace `end()` gives in-flight work when no `grace` is passed."""
@@ -261,6 +263,11 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         """Called for each bridge frame while the actor is active (bridged actors only)."""
 
     # --- tree ----------------------------------------------------------------------------------
+
+    @overload
+    async def add_child(self, actor: A, *, restart: Restart | None = None) -> A: ...
+    @overload
+    async def add_child(self, actor: ActorSpec, *, restart: Restart | None = None) -> Actor: ...
 
     async def add_child(
         self,

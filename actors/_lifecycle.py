@@ -37,12 +37,12 @@ import trio
 
 from supervision import ChildExit, ChildSpec, Decision, Restart, open_supervisor
 
+from ._actor import Actor
 from ._envelope import AgentError, Envelope
 from ._exceptions import ActorStateError, NameTaken
 from ._mailbox import Mailbox, MailboxInterrupted
 
 if TYPE_CHECKING:
-    from ._actor import Actor
     from ._system import ActorSystem
 
 logger = logging.getLogger(__name__)
@@ -142,8 +142,8 @@ async def start_child(parent: Actor, actor: Actor | ActorSpec, restart: Restart 
     name, spec = child_spec(parent.system, parent, actor, restart)
     parent._child_keys[name] = spec.name
     started = await supervisor.start_child(spec)
-    assert isinstance(started, type(started))
-    return started  # type: ignore[no-any-return]
+    assert isinstance(started, Actor)
+    return started
 
 
 def exit_reporter(system: ActorSystem, parent: Actor | None) -> Any:

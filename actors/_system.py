@@ -21,7 +21,7 @@ import math
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import attrs
 import msgspec
@@ -60,6 +60,8 @@ from ._registry import Registry
 from ._requester import REPLY_TYPES, JobRequesterMixin
 
 logger = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=Actor)
 
 
 @attrs.frozen
@@ -158,6 +160,11 @@ class ActorSystem(JobRequesterMixin):
         )
 
     # --- the session -------------------------------------------------------------------------
+
+    @overload
+    async def spawn(self, actor: A, *, restart: Restart | None = None) -> A: ...
+    @overload
+    async def spawn(self, actor: ActorSpec, *, restart: Restart | None = None) -> Actor: ...
 
     async def spawn(self, actor: Actor | ActorSpec, *, restart: Restart | None = None) -> Actor:
         """Start a root actor; return it once it is ready.
@@ -582,6 +589,9 @@ class ActorSystem(JobRequesterMixin):
         for info in self.registry.on_system(system):
             self.registry.remove(info.name, system=system)
             self._on_agent_gone(info.name, crashed=crashed)
+        # The lost system was a requester too: work it asked of our actors is orphaned.
+        for actor in list(self._actors.values()):
+            actor._requester_gone_for_worker(f"system:{system}")
         logger.info("system %r lost peer %r (crashed: %s)", self._name, system, crashed)
 
     def _on_agent_gone(self, name: str, *, crashed: bool) -> None:

@@ -110,7 +110,7 @@ async def raw_job_skeleton(count: int) -> float:
         nursery.start_soon(worker)
         start = time.perf_counter()
         for i in range(count):
-            done, out = trio.Event(), []
+            done, out = trio.Event(), list[int]()
             await send.send((i, done, out))
             await done.wait()
         elapsed = time.perf_counter() - start

@@ -210,6 +210,6 @@ async def test_broadcast_message_reaches_every_other_actor(actor_system: ActorSy
     actors = [await actor_system.spawn(Recorder(n)) for n in ("a", "b", "c")]
     await actors[0].send_message(None, Note("all"))
     for actor in actors[1:]:
-        await actor.wait_until(lambda actor=actor: actor.messages)  # type: ignore[misc]
+        await actor.wait_until(lambda actor=actor: actor.messages)
     await trio.testing.wait_all_tasks_blocked()
     assert [a.messages for a in actors] == [[], [Note("all")], [Note("all")]]

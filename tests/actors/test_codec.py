@@ -134,10 +134,12 @@ SYSTEM_EXAMPLES: dict[type[msgspec.Struct], list[msgspec.Struct]] = {
     ],
     JobCancel: [JobCancel(), JobCancel(reason="user pressed stop")],
     JobResponseMessage: [
-        JobResponseMessage(status=status, response=[1, "two", 3.0], error=None)
-        for status in JobStatus
-    ]
-    + [JobResponseMessage(status=JobStatus.ERROR, error="ValueError: bad")],
+        *(
+            JobResponseMessage(status=status, response=[1, "two", 3.0], error=None)
+            for status in JobStatus
+        ),
+        JobResponseMessage(status=JobStatus.ERROR, error="ValueError: bad"),
+    ],
     JobUpdateMessage: [JobUpdateMessage(data={"progress": 0.5})],
     JobStreamStart: [JobStreamStart(data="start")],
     JobStreamData: [JobStreamData(data=b"\x00\xff chunk")],

@@ -252,9 +252,6 @@ async def test_system_end_from_an_actor_ends_the_session(actor_system: ActorSyst
 
     await actor_system.spawn(Recorder("other"))
     await actor_system.spawn(Quitter("quitter"))
-    await actor_system.spawn(Recorder("sender")).send_message(  # type: ignore[attr-defined]
-        "quitter", Note("quit")
-    ) if False else None
     sender = actor_system.actors["other"]
     await sender.send_message("quitter", Note("quit"))
     await actor_system.wait()

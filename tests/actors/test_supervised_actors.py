@@ -62,9 +62,9 @@ def make_parent(
     class Parent(Recorder):
         pass
 
-    Parent.strategy = strategy  # type: ignore[misc]
-    Parent.intensity = intensity or RestartIntensity()  # type: ignore[misc]
-    Parent.backoff = backoff  # type: ignore[misc]
+    Parent.strategy = strategy
+    Parent.intensity = intensity or RestartIntensity()
+    Parent.backoff = backoff
     return Parent
 
 
