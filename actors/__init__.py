@@ -17,6 +17,8 @@ from ._exceptions import ActorStateError as ActorStateError
 from ._exceptions import DecodeError as DecodeError
 from ._exceptions import EncodeError as EncodeError
 from ._exceptions import NameTaken as NameTaken
+from ._job_context import JobContext as JobContext
+from ._job_context import JobGroupContext as JobGroupContext
 from ._jobs import JobCancellation as JobCancellation
 from ._jobs import JobError as JobError
 from ._jobs import JobEvent as JobEvent
@@ -32,8 +34,6 @@ from ._mailbox import Mailbox as Mailbox
 from ._mailbox import MailboxInterrupted as MailboxInterrupted
 from ._mailbox import MailboxStatistics as MailboxStatistics
 from ._registry import Watch as Watch
-from ._requester import JobContext as JobContext
-from ._requester import JobGroupContext as JobGroupContext
 from ._system import ActorSystem as ActorSystem
 from ._system import SystemStatistics as SystemStatistics
 from ._system import open_actor_system as open_actor_system

@@ -6,6 +6,7 @@ Runtime objects (attrs), not wire types: the wire messages are in `_envelope`.
 from __future__ import annotations
 
 import enum
+import functools
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, overload
@@ -230,8 +231,12 @@ def job_handlers(cls: type) -> dict[str | None, tuple[str, JobHandlerSpec]]:
     return found
 
 
+@functools.cache
 def payload_type(handler: Callable[..., Any]) -> Any:
-    """Return ``T`` if `handler`'s request parameter is annotated ``JobRequest[T]``, else None."""
+    """Return ``T`` if `handler`'s request parameter is annotated ``JobRequest[T]``, else None.
+
+    Cached per function: resolving annotations is far slower than running a small job.
+    """
     try:
         hints = typing.get_type_hints(handler)
     except Exception:

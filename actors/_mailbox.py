@@ -186,6 +186,11 @@ class Mailbox(Generic[T]):
         return items
 
     @property
+    def receiver_waiting(self) -> bool:
+        """Whether the receiver is parked in `receive` (so both lanes are empty)."""
+        return self._receiver is not None
+
+    @property
     def closed(self) -> bool:
         """Whether the mailbox refuses new items."""
         return self._closed

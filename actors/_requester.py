@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -52,16 +51,15 @@ from ._exceptions import ActorNotFound
 from ._jobs import (
     CREDIT_WINDOW,
     DEADLINE_PASSED,
-    JobError,
     JobEvent,
     JobEventType,
-    JobGroupError,
     JobResponse,
     JobResult,
     JobTimeout,
 )
 
 if TYPE_CHECKING:
+    from ._job_context import JobContext, JobGroupContext
     from ._system import ActorSystem
 
 logger = logging.getLogger(__name__)
@@ -97,8 +95,8 @@ class _JobState:
     first_error: str | None = None
     cancelling: bool = False
     changed: trio.Event = attrs.field(factory=trio.Event)
-    events_send: trio.MemorySendChannel[JobEvent] | None = None
-    events_receive: trio.MemoryReceiveChannel[JobEvent] | None = None
+    events: deque[JobEvent] | None = None
+    """Unread events of a job opened with `job()`/`job_group()` (None for hooks)."""
 
     @property
     def done(self) -> bool:
@@ -116,7 +114,11 @@ class _JobState:
         self.errors[name] = error
         if self.first_error is None and self._is_failure(status):
             self.first_error = name
-        self.wake()
+            self.wake()
+        elif len(self.statuses) == len(self.members):
+            # Waiters only care about the end, a failure or an event: waking them for every
+            # member's answer would cost a trip through the scheduler per member.
+            self.wake()
         return True
 
     def _is_failure(self, status: JobStatus) -> bool:
@@ -187,6 +189,8 @@ class JobRequesterMixin:
             JobError: if the worker answered ERROR, FAILED or CANCELLED.
             JobTimeout: if the deadline passed first (the worker was cancelled).
         """
+        from ._job_context import JobContext
+
         return JobContext(self, (actor_name,), name, payload, timeout, True)
 
     def job_group(
@@ -209,6 +213,8 @@ class JobRequesterMixin:
             JobTimeout: if the deadline passed first (every member still working was
                 cancelled).
         """
+        from ._job_context import JobGroupContext
+
         return JobGroupContext(self, actor_names, name, payload, timeout, cancel_on_error)
 
     async def request_job(
@@ -312,12 +318,11 @@ class JobRequesterMixin:
         deadline = trio.current_effective_deadline()
         if timeout is not None:
             deadline = min(deadline, trio.current_time() + timeout)
-        state = _JobState(uuid.uuid4().hex, members, cancel_on_error, direct, deadline)
+        state = _JobState(
+            self._system_ref._next_job_id(), members, cancel_on_error, direct, deadline
+        )
         if direct:
-            # Each member has at most CREDIT_WINDOW unread events, plus its STREAM_END, which
-            # is a terminal answer and spends no credit.
-            size = (CREDIT_WINDOW + 1) * len(members)
-            state.events_send, state.events_receive = trio.open_memory_channel(size)
+            state.events = deque()
         self._requests[state.job_id] = state
         return state
 
@@ -329,8 +334,10 @@ class JobRequesterMixin:
 
     async def _send_requests(self, state: _JobState, name: str | None, payload: Any) -> None:
         system = self._system_ref
+        registry = system.registry
         for member in state.members:
-            await system.registry.wait_ready(member)
+            if member not in registry:
+                await registry.wait_ready(member)
         for member in state.members:
             budget = None
             if state.deadline != math.inf:
@@ -342,6 +349,7 @@ class JobRequesterMixin:
                     JobRequestMessage(name=name, payload=payload),
                     job_id=state.job_id,
                     deadline=budget,
+                    eager=True,
                 )
             except ActorNotFound:
                 state.settle(member, JobStatus.FAILED, None, f"worker {member!r} is gone")
@@ -355,6 +363,10 @@ class JobRequesterMixin:
         has the same deadline, Trio delivers `Cancelled` to that scope rather than ours, so a
         `Cancelled` that arrives once the deadline has passed is a timeout too (Rule 1).
         """
+        if state.deadline == math.inf:
+            # No deadline anywhere: nothing can time out, so skip the cancel scope.
+            await wait()
+            return
         try:
             with trio.move_on_at(state.deadline) as scope:
                 await wait()
@@ -436,15 +448,16 @@ class JobRequesterMixin:
         if isinstance(body, JobResponseMessage):
             return None, state.settle(sender, body.status, body.response, body.error)
         event = JobEvent(_EVENT_TYPES[type(body)], sender, body.data, state.job_id)
-        if state.events_send is not None:
-            try:
-                state.events_send.send_nowait(event)
-            except trio.WouldBlock:
+        events = state.events
+        if events is not None:
+            # Each member has at most CREDIT_WINDOW unread events, plus its STREAM_END, which
+            # is a terminal answer and spends no credit; more means a peer ignored its credit.
+            if len(events) < (CREDIT_WINDOW + 1) * len(state.members):
+                events.append(event)
+            else:
                 logger.warning(
                     "job %s: %r exceeded its credit; event dropped", state.job_id, sender
                 )
-            except trio.ClosedResourceError:
-                pass
         settled = False
         if isinstance(body, JobStreamEnd):
             settled = state.settle(sender, JobStatus.COMPLETED, body.data, None)
@@ -548,208 +561,3 @@ class JobRequesterMixin:
                 job_id=envelope.job_id,
                 missing_ok=True,
             )
-
-
-class JobGroupContext:
-    """An open job with one or more workers; made by `job_group()` (and `job()`)."""
-
-    def __init__(
-        self,
-        requester: JobRequesterMixin,
-        members: tuple[str, ...],
-        name: str | None,
-        payload: Any,
-        timeout: float | None,
-        cancel_on_error: bool,
-    ) -> None:
-        self._requester = requester
-        self._members = members
-        self._name = name
-        self._payload = payload
-        self._timeout = timeout
-        self._cancel_on_error = cancel_on_error
-        self._state: _JobState | None = None
-
-    def __repr__(self) -> str:
-        state = self._state
-        if state is None:
-            return f"<{type(self).__name__} [not started, workers: {self._members!r}]>"
-        return (
-            f"<{type(self).__name__} [{state.job_id}, answered: {len(state.statuses)}"
-            f"/{len(state.members)}]>"
-        )
-
-    @property
-    def job_id(self) -> str:
-        """The job's id (available inside the block)."""
-        return self._require().job_id
-
-    @property
-    def responses(self) -> dict[str, Any]:
-        """Worker name -> response, for the members that sent one."""
-        return dict(self._require().responses)
-
-    @property
-    def statuses(self) -> dict[str, JobStatus]:
-        """Worker name -> terminal status (complete after the block)."""
-        return dict(self._require().statuses)
-
-    def _require(self) -> _JobState:
-        if self._state is None:
-            raise RuntimeError("the job has not been started; use it with 'async with'")
-        return self._state
-
-    async def __aenter__(self) -> JobGroupContext:
-        state = self._requester._new_state(
-            self._members, self._cancel_on_error, self._timeout, direct=True
-        )
-        self._state = state
-        try:
-            await self._requester._dispatch(state, self._name, self._payload)
-        except BaseException:
-            await self._requester._abandon(state, "job was interrupted while starting")
-            raise
-        return self
-
-    def __aiter__(self) -> AsyncIterator[JobEvent]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[JobEvent]:
-        state = self._require()
-        receive = state.events_receive
-        assert receive is not None
-        while True:
-            try:
-                event = receive.receive_nowait()
-            except trio.WouldBlock:
-                if state.done or self._failed(state):
-                    return
-                await self._wait(state.changed.wait)
-                continue
-            await self._requester._grant_credit(state, event.actor_name)
-            yield event
-
-    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        state = self._require()
-        requester = self._requester
-        try:
-            if exc is None:
-                await self._wait(self._until_settled)
-        except BaseException:
-            await requester._abandon(state, "the requester's block was cancelled")
-            raise
-        if exc is not None:
-            await requester._abandon(state, f"the requester's block raised {type(exc).__name__}")
-            return
-        requester._requests.pop(state.job_id, None)
-        self._raise_for_outcome(state)
-
-    async def _until_settled(self) -> None:
-        state = self._require()
-        cancelled_rest = False
-        while not state.done:
-            self._discard_events(state)
-            if self._failed(state) and not cancelled_rest:
-                cancelled_rest = True
-                await self._requester._cancel_members(state, f"{state.first_error!r} failed")
-                # Answers may have arrived while the cancels went out: look again before
-                # waiting for the next change.
-                continue
-            await state.changed.wait()
-        self._discard_events(state)
-
-    def _discard_events(self, state: _JobState) -> None:
-        receive = state.events_receive
-        assert receive is not None
-        while True:
-            try:
-                event = receive.receive_nowait()
-            except trio.WouldBlock:
-                return
-            state.unread[event.actor_name] = state.unread.get(event.actor_name, 0) + 1
-            # Credits for a discarded event still matter: the worker may be mid-stream.
-            if state.unread[event.actor_name] >= CREDIT_WINDOW // 2:
-                self._credit_later(state, event.actor_name)
-
-    def _credit_later(self, state: _JobState, member: str) -> None:
-        count = state.unread.pop(member, 0)
-        system = self._requester._system_ref
-        system._post_control(
-            self._requester._requester_name, member, JobCredit(count=count), state.job_id
-        )
-
-    def _failed(self, state: _JobState) -> bool:
-        return self._cancel_on_error and state.first_error is not None
-
-    async def _wait(self, wait: Callable[[], Awaitable[None]]) -> None:
-        await self._requester._until_deadline(self._require(), wait)
-
-    def _raise_for_outcome(self, state: _JobState) -> None:
-        failed = [n for n in state.members if state.statuses.get(n) is not JobStatus.COMPLETED]
-        if not failed:
-            return
-        if any(state.errors.get(member) == DEADLINE_PASSED for member in failed):
-            # The workers' copy of the deadline ended the job before the requester looked:
-            # still a timeout (Rule 1).
-            raise _job_timeout(state)
-        if isinstance(self, JobContext):
-            member = state.members[0]
-            status = state.statuses[member]
-            error = state.errors.get(member) or ""
-            raise JobError(
-                f"job {state.job_id} on {member!r} ended {status.name}"
-                + (f": {error}" if error else ""),
-                job_id=state.job_id,
-                statuses=state.statuses,
-                responses=state.responses,
-                errors=state.errors,
-            )
-        if not self._cancel_on_error:
-            # Worker outcomes do not raise; every member's status is in `g.statuses`.
-            return
-        first = state.first_error or failed[0]
-        detail = f"{first!r} ended {state.statuses[first].name}"
-        detail += f" ({state.errors.get(first) or 'no detail'})"
-        if state.first_error is not None:
-            detail += "; the other members were cancelled"
-        raise JobGroupError(
-            f"job {state.job_id}: {detail}",
-            job_id=state.job_id,
-            statuses=state.statuses,
-            responses=state.responses,
-            errors=state.errors,
-        )
-
-
-class JobContext(JobGroupContext):
-    """An open job with one worker; made by `job()`."""
-
-    @property
-    def response(self) -> Any:
-        """The worker's response (after the block)."""
-        return self._require().responses.get(self._members[0])
-
-    @property
-    def status(self) -> JobStatus | None:
-        """The worker's terminal status (after the block)."""
-        return self._require().statuses.get(self._members[0])
-
-    @property
-    def actor_name(self) -> str:
-        """The worker's name."""
-        return self._members[0]
-
-    def __init__(
-        self,
-        requester: JobRequesterMixin,
-        members: tuple[str, ...],
-        name: str | None,
-        payload: Any,
-        timeout: float | None,
-        cancel_on_error: bool,
-    ) -> None:
-        super().__init__(requester, members, name, payload, timeout, cancel_on_error)
-
-    async def __aenter__(self) -> JobContext:
-        await super().__aenter__()
-        return self

@@ -49,6 +49,7 @@ from ._envelope import (
     Envelope,
     JobCancel,
     JobCredit,
+    JobRequestMessage,
     RegistryQuery,
     SystemGone,
     SystemMessage,
@@ -99,6 +100,8 @@ class ActorSystem(JobRequesterMixin):
         self._pending_acks: dict[str, Delivery] = {}
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4) + "-"
+        self._job_prefix = secrets.token_hex(8) + "-"
+        self._job_ids = itertools.count(1)
         self._root_supervisor: Any = None
         self._root_count = 0
         self._roots_done = trio.Event()
@@ -321,6 +324,10 @@ class ActorSystem(JobRequesterMixin):
     def _next_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):x}"
 
+    def _next_job_id(self) -> str:
+        # Unique across systems: a random per-system prefix and a counter (cheaper than uuid4).
+        return f"{self._job_prefix}{next(self._job_ids):x}"
+
     async def _send(
         self,
         sender: str,
@@ -331,6 +338,7 @@ class ActorSystem(JobRequesterMixin):
         urgent: bool = False,
         deadline: float | None = None,
         missing_ok: bool = False,
+        eager: bool = False,
     ) -> None:
         envelope = Envelope(
             id=self._next_id(),
@@ -341,11 +349,38 @@ class ActorSystem(JobRequesterMixin):
             urgent=urgent,
             deadline=deadline,
         )
+        if eager and self._deliver_nowait(envelope):
+            return
         try:
             await self._deliver(envelope)
         except ActorNotFound:
             if not missing_ok:
                 raise
+
+    def _deliver_nowait(self, envelope: Envelope) -> bool:
+        """Deliver to a local recipient at once if that needs no waiting; else return False.
+
+        The runtime's own job traffic uses it (``eager=True``) so that a request or an answer
+        costs no extra trip through the scheduler; the caller checkpoints elsewhere.
+        """
+        recipient = envelope.recipient
+        mailbox = self._mailboxes.get(recipient or "")
+        if mailbox is None and recipient != self.address:
+            return False
+        if self._strict:
+            envelope = self.codec.roundtrip(envelope)
+        body_type = type(envelope.body)
+        if body_type in _INTERCEPTED and self._intercept(envelope):
+            return True
+        if mailbox is None:
+            return False
+        if body_type is JobRequestMessage and self._start_job_at_once(envelope):
+            return True
+        try:
+            mailbox.send_nowait(envelope, urgent=envelope.urgent)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            return False
+        return True
 
     async def _deliver(self, envelope: Envelope) -> None:
         recipient = envelope.recipient
@@ -359,6 +394,9 @@ class ActorSystem(JobRequesterMixin):
                 return
             if mailbox is None:
                 raise ActorNotFound(recipient, self.registry.names())
+            if type(envelope.body) is JobRequestMessage and self._start_job_at_once(envelope):
+                await trio.lowlevel.checkpoint()
+                return
             try:
                 await mailbox.send(envelope, urgent=envelope.urgent)
             except trio.ClosedResourceError:
@@ -386,6 +424,10 @@ class ActorSystem(JobRequesterMixin):
         if worker is not None:
             worker._take_control(envelope)
         return True
+
+    def _start_job_at_once(self, envelope: Envelope) -> bool:
+        worker = self._actors.get(envelope.recipient or "")
+        return worker is not None and worker._start_job_at_once(envelope)
 
     def _post_control(self, sender: str, recipient: str, body: Any, job_id: str) -> None:
         """Send job control (credits) from synchronous code; never blocks the caller."""

@@ -51,6 +51,7 @@ from ._envelope import (
     JobUpdateRequest,
     SystemMessage,
 )
+from ._gate import FifoGate
 from ._jobs import (
     CREDIT_WINDOW,
     DEADLINE_PASSED,
@@ -82,6 +83,8 @@ class _HeldJob:
     scope: trio.CancelScope
     credits: int = CREDIT_WINDOW
     credit_event: trio.Event = attrs.field(factory=trio.Event)
+    gates: list[tuple[FifoGate, int]] | None = None
+    """Admission tickets taken on arrival (sequential handler, max_concurrent_jobs)."""
     answered: bool = False
     cancel_reason: str | None = None
     cancelled_by_requester: bool = False
@@ -99,8 +102,8 @@ class JobWorkerMixin:
     def _init_worker(self) -> None:
         self._held: dict[str, _HeldJob] = {}
         self._tombstones: dict[str, str | None] = {}
-        self._sequential_locks: dict[str | None, trio.Lock] = {}
-        self._job_limiter: trio.CapacityLimiter | None = None
+        self._sequential_gates: dict[str | None, FifoGate] = {}
+        self._limit_gate: FifoGate | None = None
         self._jobs_idle = trio.Event()
         self._jobs_idle.set()
         self._crashing = False
@@ -189,11 +192,44 @@ class JobWorkerMixin:
         return {}
 
     async def _handle_job_request(self, envelope: Envelope) -> None:
+        held = self._hold(envelope)
+        if held is None:
+            return
+        if held.request.job_id in self._tombstones:
+            # The cancel overtook its request in the queue: answer without running.
+            held.cancel_reason = self._tombstones.pop(held.request.job_id)
+            held.cancelled_by_requester = True
+            await self._answer(held, _cancelled(held.cancel_reason))
+            self._release(held)
+            return
+        self._launch(held)
+
+    def _start_job_at_once(self, envelope: Envelope) -> bool:
+        """Start a job on delivery when the mailbox loop would do exactly that right now.
+
+        That is when the loop is parked on an empty mailbox (nothing queued ahead of this
+        request, so arrival order holds) and no tombstone waits for this job. It saves the
+        loop's wake-up; anything else goes through the mailbox as usual.
+        """
+        mailbox = self._actor._mailbox
+        if (
+            mailbox is None
+            or not mailbox.receiver_waiting
+            or self._actor._ending
+            or envelope.job_id in self._tombstones
+        ):
+            return False
+        held = self._hold(envelope)
+        if held is not None:
+            self._launch(held)
+        return True
+
+    def _hold(self, envelope: Envelope) -> _HeldJob | None:
         job_id = envelope.job_id
         message: JobRequestMessage = envelope.body
         if job_id is None:
             logger.warning("actor %r: job request without a job id; dropped", self._name_)
-            return
+            return None
         deadline = (
             trio.current_time() + envelope.deadline if envelope.deadline is not None else None
         )
@@ -207,18 +243,31 @@ class JobWorkerMixin:
         held = _HeldJob(
             request, trio.CancelScope(deadline=math.inf if deadline is None else deadline)
         )
+        held.gates = self._admission_tickets(message.name)
         self._held[job_id] = held
-        if job_id in self._tombstones:
-            # The cancel overtook its request in the queue: answer without running.
-            held.cancel_reason = self._tombstones.pop(job_id)
-            held.cancelled_by_requester = True
-            await self._answer(held, _cancelled(held.cancel_reason))
-            self._release(held)
-            return
+        return held
+
+    def _admission_tickets(self, name: str | None) -> list[tuple[FifoGate, int]] | None:
+        entry = self._job_table.get(name)
+        limit = self._actor.max_concurrent_jobs
+        if (entry is None or not entry[1].sequential) and limit is None:
+            return None
+        gates: list[tuple[FifoGate, int]] = []
+        if entry is not None and entry[1].sequential:
+            gate = self._sequential_gates.setdefault(name, FifoGate(1))
+            gates.append((gate, gate.ticket()))
+        if limit is not None:
+            if self._limit_gate is None:
+                self._limit_gate = FifoGate(limit)
+            gates.append((self._limit_gate, self._limit_gate.ticket()))
+        return gates
+
+    def _launch(self, held: _HeldJob) -> None:
         nursery = self._actor._nursery
         assert nursery is not None
-        self._jobs_idle = trio.Event() if self._jobs_idle.is_set() else self._jobs_idle
-        nursery.start_soon(self._run_job, held, name=f"job {job_id} on {self._name_}")
+        if self._jobs_idle.is_set():
+            self._jobs_idle = trio.Event()
+        nursery.start_soon(self._run_job, held, name=f"job {held.request.job_id}")
 
     async def _run_job(self, held: _HeldJob) -> None:
         request = held.request
@@ -227,7 +276,7 @@ class JobWorkerMixin:
             with held.scope:
                 # A cancel that arrived before the task started means the handler never runs.
                 await trio.lowlevel.checkpoint_if_cancelled()
-                async with self._admission(request.name):
+                async with _Admission(held.gates):
                     await self._invoke(held)
         except Exception as exc:
             with trio.CancelScope(shield=True), trio.move_on_after(_ANSWER_GRACE):
@@ -246,7 +295,7 @@ class JobWorkerMixin:
         handler: Callable[[JobRequest[Any]], Awaitable[Any]] = (
             getattr(self, entry[0]) if entry is not None else self.on_job_request
         )
-        wanted = payload_type(handler)
+        wanted = payload_type(getattr(handler, "__func__", handler))
         if wanted is not None:
             try:
                 payload = msgspec.convert(_builtins(request.payload), wanted)
@@ -262,18 +311,6 @@ class JobWorkerMixin:
             await self._answer(
                 held, JobResponseMessage(status=JobStatus.COMPLETED, response=result)
             )
-
-    def _admission(self, name: str | None) -> Any:
-        entry = self._job_table.get(name)
-        stack = _AdmissionStack()
-        if entry is not None and entry[1].sequential:
-            stack.lock = self._sequential_locks.setdefault(name, trio.Lock())
-        limit = self._actor.max_concurrent_jobs
-        if limit is not None:
-            if self._job_limiter is None:
-                self._job_limiter = trio.CapacityLimiter(limit)
-            stack.limiter = self._job_limiter
-        return stack
 
     async def _answer_cancelled(self, held: _HeldJob) -> None:
         if self._crashing:
@@ -321,6 +358,7 @@ class JobWorkerMixin:
                 message,
                 job_id=held.request.job_id,
                 missing_ok=True,
+                eager=True,
             )
         except BaseException:
             held.answered = False
@@ -378,6 +416,10 @@ class JobWorkerMixin:
             logger.exception("actor %r: on_error failed", self._name_)
 
     def _release(self, held: _HeldJob) -> None:
+        if held.gates:
+            # Places in line the job never used (tombstoned, or cancelled while waiting).
+            for gate, ticket in held.gates:
+                gate.forget(ticket)
         self._held.pop(held.request.job_id, None)
         if not self._held:
             self._jobs_idle.set()
@@ -407,26 +449,35 @@ class JobWorkerMixin:
 
 
 @attrs.define
-class _AdmissionStack:
-    lock: trio.Lock | None = None
-    limiter: trio.CapacityLimiter | None = None
+class _Admission:
+    """Enters a job's admission gates in order (none for most jobs); leaves them at the end."""
+
+    gates: list[tuple[FifoGate, int]] | None
+    entered: int = 0
 
     async def __aenter__(self) -> None:
-        if self.lock is not None:
-            await self.lock.acquire()
-        if self.limiter is not None:
-            try:
-                await self.limiter.acquire()
-            except BaseException:
-                if self.lock is not None:
-                    self.lock.release()
-                raise
+        if not self.gates:
+            return
+        try:
+            for gate, ticket in self.gates:
+                await gate.enter(ticket)
+                self.entered += 1
+        except BaseException:
+            self._release()
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self.limiter is not None:
-            self.limiter.release()
-        if self.lock is not None:
-            self.lock.release()
+        self._release()
+
+    def _release(self) -> None:
+        if not self.gates:
+            return
+        for index, (gate, ticket) in enumerate(self.gates):
+            if index < self.entered:
+                gate.leave()
+            else:
+                gate.forget(ticket)
+        self.gates = None
 
 
 def _builtins(payload: Any) -> Any:
