@@ -19,6 +19,7 @@ import trio
 
 from supervision import Backoff, Restart, RestartIntensity, Strategy
 
+from ._bridge import bridge_address
 from ._envelope import (
     Activate,
     AgentActivation,
@@ -547,11 +548,6 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         if not self._active or self._bridged is None:
             return False
         return not self._bridged or bridge in self._bridged
-
-
-def bridge_address(name: str) -> str:
-    """Return the registry name of bridge `name`'s endpoint."""
-    return f"bridge:{name}"
 
 
 def _frame_ack(message: BridgeFrame, returned: bool) -> SystemMessage:

@@ -22,13 +22,19 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import msgspec
 import trio
 
 from ._envelope import AgentInfo, BridgeAck, BridgeFrame, Envelope
+from ._exceptions import ActorNotFound
+from ._mailbox import Mailbox
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
 
 logger = logging.getLogger(__name__)
 
@@ -250,3 +256,82 @@ class Bridge:
     def _wake(self) -> None:
         self._work.set()
         self._room.unpark_all()
+
+
+def bridge_address(name: str) -> str:
+    """Return the registry name of bridge `name`'s endpoint."""
+    return f"bridge:{name}"
+
+
+@asynccontextmanager
+async def serve_bridge(system: ActorSystem, name: str, capacity: int) -> AsyncIterator[Bridge]:
+    """Run bridge `name`'s endpoint in `system` for the duration of the block.
+
+    Three tasks serve it: one reads the endpoint's mailbox (acks, and frames the agents send
+    out), one sends queued frames to the owner as the router allows, and one follows the
+    registry to know who the owner is.
+    """
+    if capacity <= 0:
+        raise ValueError(f"capacity must be > 0, got {capacity!r}")
+    address = bridge_address(name)
+    outbound_send, outbound_receive = trio.open_memory_channel[Any](capacity)
+    bridge = Bridge(
+        name,
+        FrameRouter(name, capacity=capacity),
+        outbound_send,
+        outbound_receive,
+        encode=system.codec.encode_value,
+    )
+    mailbox: Mailbox[Envelope] = Mailbox(capacity)
+    await system._claim(address)
+    system._mailboxes[address] = mailbox
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read_endpoint, system, bridge, mailbox)
+            nursery.start_soon(_pump_frames, system, bridge, address)
+            nursery.start_soon(_follow_owner, system, bridge)
+            yield bridge
+            nursery.cancel_scope.cancel(reason="bridge closed")
+    finally:
+        bridge._closed = True
+        bridge._room.unpark_all()
+        outbound_send.close()
+        mailbox.close()
+        del system._mailboxes[address]
+        with trio.CancelScope(shield=True):
+            await system._release(address)
+
+
+async def _read_endpoint(system: ActorSystem, bridge: Bridge, mailbox: Mailbox[Envelope]) -> None:
+    while True:
+        envelope = await mailbox.receive()
+        frame = bridge._on_envelope(envelope, system.codec.decode_value)
+        if frame is not None:
+            await bridge._outbound_send.send(frame)
+
+
+async def _pump_frames(system: ActorSystem, bridge: Bridge, address: str) -> None:
+    while True:
+        await bridge._work.wait()
+        bridge._work = trio.Event()
+        for recipient, frame in bridge._router.next_frames():
+            try:
+                await system._send(address, recipient, frame)
+            except ActorNotFound:
+                bridge._router.lost(recipient)
+                bridge._wake()
+        bridge._room.unpark_all()
+
+
+async def _follow_owner(system: ActorSystem, bridge: Bridge) -> None:
+    version = -1
+    known: set[str] = set()
+    while True:
+        version = await system.registry.wait_changed(version)
+        agents = system.registry.agents()
+        names = {info.name for info in agents}
+        for vanished in known - names:
+            bridge._router.lost(vanished)
+        known = names
+        bridge._router.set_owner(choose_owner(bridge.name, agents, bridge._router.owner))
+        bridge._wake()

@@ -324,6 +324,9 @@ class JobRequesterMixin:
         if direct:
             state.events = deque()
         self._requests[state.job_id] = state
+        system = self._system_ref
+        if system is not self:
+            system._job_parties.add(self)  # type: ignore[arg-type]
         return state
 
     async def _dispatch(self, state: _JobState, name: str | None, payload: Any) -> None:

@@ -20,7 +20,7 @@ import logging
 import math
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, overload
 
 import attrs
@@ -38,8 +38,8 @@ from transports import (
     UnknownRecipient,
 )
 
-from ._actor import DEFAULT_GRACE, Actor, Finished, bridge_address
-from ._bridge import Bridge, FrameRouter, choose_owner
+from ._actor import DEFAULT_GRACE, Actor, Finished
+from ._bridge import Bridge, serve_bridge
 from ._codec import EnvelopeCodec
 from ._envelope import (
     AgentActivation,
@@ -96,7 +96,6 @@ class ActorSystem(JobRequesterMixin):
         self._strict = False
         self._mailboxes: dict[str, Mailbox[Envelope]] = {}
         self._actors: dict[str, Actor] = {}
-        self._bridges: dict[str, Bridge] = {}
         self._pending_acks: dict[str, Delivery] = {}
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4) + "-"
@@ -112,6 +111,8 @@ class ActorSystem(JobRequesterMixin):
         self._undeliverable = 0
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
+        self._job_parties: set[Actor] = set()
+        """Local actors that have requested or hold jobs (see `_parties_with_jobs`)."""
         self._init_jobs()
 
     def __repr__(self) -> str:
@@ -242,9 +243,13 @@ class ActorSystem(JobRequesterMixin):
 
     # --- bridges -----------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def open_bridge(self, name: str, *, capacity: int = 1024) -> AsyncIterator[Bridge]:
+    def open_bridge(
+        self, name: str, *, capacity: int = 1024
+    ) -> AbstractAsyncContextManager[Bridge]:
         """Open bridge `name`: a frame stream that follows the active bridged actor.
+
+        ``async with system.open_bridge("voice") as bridge:`` then ``await bridge.send(frame)``
+        and ``await bridge.receive()``.
 
         Args:
             name: the bridge's name; unique across the systems on the transport.
@@ -252,72 +257,11 @@ class ActorSystem(JobRequesterMixin):
 
         Raises:
             NameTaken: if the bridge is already open somewhere on the transport.
+            ValueError: if `capacity` is not positive.
 
         Cancellation: entering and leaving are checkpoints; leaving closes the bridge.
         """
-        if capacity <= 0:
-            raise ValueError(f"capacity must be > 0, got {capacity!r}")
-        address = bridge_address(name)
-        outbound_send, outbound_receive = trio.open_memory_channel[Any](capacity)
-        bridge = Bridge(
-            name,
-            FrameRouter(name, capacity=capacity),
-            outbound_send,
-            outbound_receive,
-            encode=self.codec.encode_value,
-        )
-        mailbox: Mailbox[Envelope] = Mailbox(capacity)
-        await self._claim(address)
-        self._mailboxes[address] = mailbox
-        self._bridges[name] = bridge
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._bridge_inbox, bridge, mailbox)
-                nursery.start_soon(self._bridge_pump, bridge, address)
-                nursery.start_soon(self._bridge_follow, bridge)
-                yield bridge
-                nursery.cancel_scope.cancel(reason="bridge closed")
-        finally:
-            bridge._closed = True
-            bridge._room.unpark_all()
-            outbound_send.close()
-            mailbox.close()
-            del self._mailboxes[address]
-            del self._bridges[name]
-            with trio.CancelScope(shield=True):
-                await self._release(address)
-
-    async def _bridge_inbox(self, bridge: Bridge, mailbox: Mailbox[Envelope]) -> None:
-        while True:
-            envelope = await mailbox.receive()
-            frame = bridge._on_envelope(envelope, self.codec.decode_value)
-            if frame is not None:
-                await bridge._outbound_send.send(frame)
-
-    async def _bridge_pump(self, bridge: Bridge, address: str) -> None:
-        while True:
-            await bridge._work.wait()
-            bridge._work = trio.Event()
-            for recipient, frame in bridge._router.next_frames():
-                try:
-                    await self._send(address, recipient, frame)
-                except ActorNotFound:
-                    bridge._router.lost(recipient)
-                    bridge._wake()
-            bridge._room.unpark_all()
-
-    async def _bridge_follow(self, bridge: Bridge) -> None:
-        version = -1
-        known: set[str] = set()
-        while True:
-            version = await self.registry.wait_changed(version)
-            agents = self.registry.agents()
-            names = {info.name for info in agents}
-            for vanished in known - names:
-                bridge._router.lost(vanished)
-            known = names
-            bridge._router.set_owner(choose_owner(bridge.name, agents, bridge._router.owner))
-            bridge._wake()
+        return serve_bridge(self, name, capacity)
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -543,6 +487,7 @@ class ActorSystem(JobRequesterMixin):
             return
         del self._actors[name]
         self._mailboxes.pop(name, None)
+        self._job_parties.discard(actor)
         info = self.registry.remove(name, system=self._name)
         self._on_agent_gone(name, crashed=crashed)
         try:
@@ -632,15 +577,27 @@ class ActorSystem(JobRequesterMixin):
             self.registry.remove(info.name, system=system)
             self._on_agent_gone(info.name, crashed=crashed)
         # The lost system was a requester too: work it asked of our actors is orphaned.
-        for actor in list(self._actors.values()):
+        for actor in self._parties_with_jobs():
             actor._requester_gone_for_worker(f"system:{system}")
         logger.info("system %r lost peer %r (crashed: %s)", self._name, system, crashed)
 
     def _on_agent_gone(self, name: str, *, crashed: bool) -> None:
-        """An actor (local or remote) is gone: end what every local requester waits on it for."""
+        """An actor (local or remote) is gone: end what every local requester waits on it for,
+        and cancel what it asked of local workers."""
         self._worker_gone(name, crashed=crashed)
-        for actor in list(self._actors.values()):
-            actor._worker_gone(name, crashed=crashed)
+        for party in self._parties_with_jobs():
+            party._worker_gone(name, crashed=crashed)
+
+    def _parties_with_jobs(self) -> list[Actor]:
+        # Only actors that requested or hold jobs can be affected when another actor goes;
+        # visiting every actor instead would make a shutdown of n actors cost n squared.
+        parties = []
+        for actor in list(self._job_parties):
+            if actor._requests or actor._held:
+                parties.append(actor)
+            else:
+                self._job_parties.discard(actor)
+        return parties
 
     async def _on_undeliverable(self, envelope: Envelope) -> None:
         logger.debug("system %r: no local actor %r; dropped", self._name, envelope.recipient)

@@ -245,6 +245,7 @@ class JobWorkerMixin:
         )
         held.gates = self._admission_tickets(message.name)
         self._held[job_id] = held
+        self._actor.system._job_parties.add(self._actor)
         return held
 
     def _admission_tickets(self, name: str | None) -> list[tuple[FifoGate, int]] | None:

@@ -211,6 +211,10 @@ class SupervisorPolicy:
         """Names of the children the policy knows, in start order."""
         return tuple(self._children)
 
+    def knows(self, name: str) -> bool:
+        """Whether a child of that name is known (constant time, unlike `children`)."""
+        return name in self._children
+
     def add_child(self, name: str, restart: Restart) -> None:
         """Add a child after all the others in start order.
 

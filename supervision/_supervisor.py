@@ -194,7 +194,7 @@ class Supervisor:
         except BaseException:
             # Cancelled (or interrupted) before the child started: it never
             # became a supervised child.
-            if spec.name in self._policy.children:
+            if self._policy.knows(spec.name):
                 self._policy.remove_child(spec.name)
             self._specs.pop(spec.name, None)
             raise
@@ -264,7 +264,7 @@ class Supervisor:
         instance = self._instances.pop(name, None)
         if instance is not None:
             await instance.stop()
-        if name not in self._policy.children:
+        if not self._policy.knows(name):
             self._specs.pop(name, None)
 
     async def _stop_all(self) -> None:
@@ -302,14 +302,14 @@ class Supervisor:
         async with self._lock:
             if self._closed:
                 return None
-            if event.name not in self._policy.children or (
+            if not self._policy.knows(event.name) or (
                 self._instances.get(event.name) is not instance
             ):
                 logger.info("child %r had already been replaced or stopped", event.name)
                 return Decision(Action.IGNORE)
             self._instances.pop(event.name, None)
             decision = self._policy.decide(event, trio.current_time())
-            if event.name not in self._policy.children:
+            if not self._policy.knows(event.name):
                 self._specs.pop(event.name, None)
         if decision.action is Action.IGNORE:
             logger.info("child %r is not restarted: its restart type says so", event.name)
