@@ -125,7 +125,6 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         if bridged is not None:
             bridged = tuple(bridged)
         self._name = name
-        self._initially_active = active
         self._bridged = bridged
         self.mailbox_size = mailbox_size
         self.max_concurrent_jobs = max_concurrent_jobs

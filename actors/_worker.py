@@ -87,7 +87,6 @@ class _HeldJob:
     """Admission tickets taken on arrival (sequential handler, max_concurrent_jobs)."""
     answered: bool = False
     cancel_reason: str | None = None
-    cancelled_by_requester: bool = False
 
 
 class JobWorkerMixin:
@@ -198,7 +197,6 @@ class JobWorkerMixin:
         if held.request.job_id in self._tombstones:
             # The cancel overtook its request in the queue: answer without running.
             held.cancel_reason = self._tombstones.pop(held.request.job_id)
-            held.cancelled_by_requester = True
             await self._answer(held, _cancelled(held.cancel_reason))
             self._release(held)
             return
@@ -402,7 +400,6 @@ class JobWorkerMixin:
                 self._tombstones[job_id] = body.reason
             elif not held.answered:
                 held.cancel_reason = body.reason or "cancelled by the requester"
-                held.cancelled_by_requester = True
                 held.scope.cancel(reason=held.cancel_reason)
 
     async def _handle_update_request(self, envelope: Envelope) -> None:
