@@ -24,7 +24,11 @@ def imported_roots(path: Path) -> set[str]:
 
 def test_all_lists_exactly_the_public_names() -> None:
     """__all__ names every public attribute, and no private one."""
-    public = {name for name in vars(supervision) if not name.startswith("_")}
+    # Names that are not identifiers ("@py_builtins") are pytest's assertion rewriting,
+    # which it applies to every module of a distribution that ships a pytest plugin.
+    public = {
+        name for name in vars(supervision) if not name.startswith("_") and name.isidentifier()
+    }
     public -= {"annotations"}  # from __future__ import annotations
 
     assert set(supervision.__all__) == public
