@@ -103,8 +103,7 @@ class JobWorkerMixin:
         self._tombstones: dict[str, str | None] = {}
         self._sequential_gates: dict[str | None, FifoGate] = {}
         self._limit_gate: FifoGate | None = None
-        self._jobs_idle = trio.Event()
-        self._jobs_idle.set()
+        self._idle_waiter: trio.Event | None = None
         self._crashing = False
 
     # --- public worker API -------------------------------------------------------------------
@@ -264,8 +263,6 @@ class JobWorkerMixin:
     def _launch(self, held: _HeldJob) -> None:
         nursery = self._actor._nursery
         assert nursery is not None
-        if self._jobs_idle.is_set():
-            self._jobs_idle = trio.Event()
         nursery.start_soon(self._run_job, held, name=f"job {held.request.job_id}")
 
     async def _run_job(self, held: _HeldJob) -> None:
@@ -275,8 +272,11 @@ class JobWorkerMixin:
             with held.scope:
                 # A cancel that arrived before the task started means the handler never runs.
                 await trio.lowlevel.checkpoint_if_cancelled()
-                async with _Admission(held.gates):
+                if held.gates is None:
                     await self._invoke(held)
+                else:
+                    async with _Admission(held.gates):
+                        await self._invoke(held)
         except Exception as exc:
             with trio.CancelScope(shield=True), trio.move_on_after(_ANSWER_GRACE):
                 await self._answer(held, _error_answer(exc))
@@ -419,8 +419,8 @@ class JobWorkerMixin:
             for gate, ticket in held.gates:
                 gate.forget(ticket)
         self._held.pop(held.request.job_id, None)
-        if not self._held:
-            self._jobs_idle.set()
+        if not self._held and self._idle_waiter is not None:
+            self._idle_waiter.set()
 
     def _requester_gone_for_worker(self, name: str) -> None:
         for held in list(self._held.values()):
@@ -429,7 +429,11 @@ class JobWorkerMixin:
                 held.scope.cancel(reason=held.cancel_reason)
 
     async def _wait_for_jobs(self) -> None:
-        await self._jobs_idle.wait()
+        # Made only when someone waits, so that starting a job costs no Event.
+        while self._held:
+            self._idle_waiter = trio.Event()
+            await self._idle_waiter.wait()
+        await trio.lowlevel.checkpoint()
 
     async def _answer_leftovers(self, leftovers: list[Envelope], *, crashed: bool) -> None:
         for envelope in leftovers:
