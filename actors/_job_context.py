@@ -205,17 +205,6 @@ class JobContext(JobGroupContext):
         """The worker's name."""
         return self._members[0]
 
-    def __init__(
-        self,
-        requester: JobRequesterMixin,
-        members: tuple[str, ...],
-        name: str | None,
-        payload: Any,
-        timeout: float | None,
-        cancel_on_error: bool,
-    ) -> None:
-        super().__init__(requester, members, name, payload, timeout, cancel_on_error)
-
     async def __aenter__(self) -> JobContext:
         await super().__aenter__()
         return self

@@ -293,45 +293,51 @@ class ActorSystem(JobRequesterMixin):
             urgent=urgent,
             deadline=deadline,
         )
-        if eager and self._deliver_nowait(envelope):
-            return
+        roundtripped = False
+        if eager:
+            pending = self._deliver_nowait(envelope)
+            if pending is None:
+                return
+            envelope, roundtripped = pending, pending is not envelope
         try:
-            await self._deliver(envelope)
+            await self._deliver(envelope, roundtripped=roundtripped)
         except ActorNotFound:
             if not missing_ok:
                 raise
 
-    def _deliver_nowait(self, envelope: Envelope) -> bool:
-        """Deliver to a local recipient at once if that needs no waiting; else return False.
+    def _deliver_nowait(self, envelope: Envelope) -> Envelope | None:
+        """Deliver to a local recipient at once if that needs no waiting.
 
-        The runtime's own job traffic uses it (``eager=True``) so that a request or an answer
-        costs no extra trip through the scheduler; the caller checkpoints elsewhere.
+        Returns None when delivered, else the envelope to deliver the waiting way (already
+        through the codec in strict mode, so it is not encoded twice). The runtime's own job
+        traffic uses it (``eager=True``) so that a request or an answer costs no extra trip
+        through the scheduler; the caller checkpoints elsewhere.
         """
         recipient = envelope.recipient
         mailbox = self._mailboxes.get(recipient or "")
         if mailbox is None and recipient != self.address:
-            return False
+            return envelope
         if self._strict:
             envelope = self.codec.roundtrip(envelope)
         body_type = type(envelope.body)
         if body_type in _INTERCEPTED and self._intercept(envelope):
-            return True
+            return None
         if mailbox is None:
-            return False
+            return envelope
         if body_type is JobRequestMessage and self._start_job_at_once(envelope):
-            return True
+            return None
         try:
             mailbox.send_nowait(envelope, urgent=envelope.urgent)
         except (trio.WouldBlock, trio.ClosedResourceError):
-            return False
-        return True
+            return envelope
+        return None
 
-    async def _deliver(self, envelope: Envelope) -> None:
+    async def _deliver(self, envelope: Envelope, *, roundtripped: bool = False) -> None:
         recipient = envelope.recipient
         assert recipient is not None
         mailbox = self._mailboxes.get(recipient)
         if mailbox is not None or recipient == self.address:
-            if self._strict:
+            if self._strict and not roundtripped:
                 envelope = self.codec.roundtrip(envelope)
             if type(envelope.body) in _INTERCEPTED and self._intercept(envelope):
                 await trio.lowlevel.checkpoint()
