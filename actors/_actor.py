@@ -382,12 +382,18 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
 
     # --- messages ----------------------------------------------------------------------------
 
-    async def send_message(self, name: str | None, message: msgspec.Struct) -> None:
+    async def send_message(
+        self, name: str | None, message: msgspec.Struct, *, urgent: bool = False
+    ) -> None:
         """Send a user-defined message to actor `name`, or to every actor when `name` is None.
+
+        Messages from one sender arrive in the order they were sent; a full mailbox makes this
+        wait (backpressure).
 
         Args:
             name: the recipient, or None to broadcast.
             message: a frozen msgspec Struct; it arrives in the recipient's `on_message`.
+            urgent: handled ahead of the recipient's queued (non-urgent) messages.
 
         Raises:
             TypeError: if `message` is not a frozen msgspec Struct.
@@ -396,9 +402,9 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         """
         self.system._check_user_message(message)
         if name is None:
-            await self.system._broadcast(message, sender=self._name)
+            await self.system._broadcast(message, sender=self._name, urgent=urgent)
         else:
-            await self.system._send(self._name, name, message)
+            await self.system._send(self._name, name, message, urgent=urgent)
 
     async def send_error(self, error: str) -> None:
         """Report an error: to the parent's `on_agent_error`, or to every actor for a root."""

@@ -417,9 +417,11 @@ class ActorSystem(JobRequesterMixin):
         with contextlib.suppress(trio.ClosedResourceError):
             await mailbox.send(envelope, urgent=True)
 
-    async def _broadcast(self, body: Any, *, sender: str) -> None:
+    async def _broadcast(self, body: Any, *, sender: str, urgent: bool = False) -> None:
         """Send `body` to every local actor and every peer system."""
-        envelope = Envelope(id=self._next_id(), sender=sender, recipient=None, body=body)
+        envelope = Envelope(
+            id=self._next_id(), sender=sender, recipient=None, body=body, urgent=urgent
+        )
         if self._strict:
             envelope = self.codec.roundtrip(envelope)
         await self._broadcast_local(envelope)
@@ -437,7 +439,7 @@ class ActorSystem(JobRequesterMixin):
         await link.broadcast(packet)
 
     async def _broadcast_local(self, envelope: Envelope) -> None:
-        urgent = isinstance(envelope.body, AgentError)
+        urgent = envelope.urgent or isinstance(envelope.body, AgentError)
         for name in list(self._actors):
             mailbox = self._mailboxes.get(name)
             if name == envelope.sender or mailbox is None:

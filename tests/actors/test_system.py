@@ -124,3 +124,26 @@ async def test_spawn_after_end_is_refused(actor_system: ActorSystem) -> None:
     actor_system.end()
     with pytest.raises(ActorStateError, match="closed to new actors"):
         await actor_system.spawn(Recorder("late"))
+
+
+async def test_urgent_messages_go_ahead_of_queued_ones(actor_system: ActorSystem) -> None:
+    """An urgent message overtakes queued ones; each lane keeps its own order."""
+    release = trio.Event()
+
+    class Busy(Recorder):
+        async def on_message(self, envelope: Any) -> None:
+            if envelope.body.text == "block":
+                await release.wait()
+            await super().on_message(envelope)
+
+    target = await actor_system.spawn(Busy("target"))
+    sender = await actor_system.spawn(Recorder("sender"))
+    await sender.send_message("target", Note("block"))
+    await trio.testing.wait_all_tasks_blocked()
+    for text in ("n1", "n2"):
+        await sender.send_message("target", Note(text))
+    for text in ("u1", "u2"):
+        await sender.send_message("target", Note(text), urgent=True)
+    release.set()
+    await target.wait_until(lambda: len(target.messages) == 5)
+    assert [m.text for m in target.messages] == ["block", "u1", "u2", "n1", "n2"]
