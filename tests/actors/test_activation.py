@@ -213,3 +213,29 @@ async def test_broadcast_message_reaches_every_other_actor(actor_system: ActorSy
         await actor.wait_until(lambda actor=actor: actor.messages)
     await trio.testing.wait_all_tasks_blocked()
     assert [a.messages for a in actors] == [[], [Note("all")], [Note("all")]]
+
+
+async def test_frames_in_flight_to_a_crashed_agent_reach_the_next_one(
+    actor_system: ActorSystem,
+) -> None:
+    """An agent crashing mid-conversation loses no frame: the rest go to the next owner."""
+
+    class Fragile(Agent):
+        async def on_frame(self, frame: Any, bridge: str) -> None:
+            if frame.n == 3:
+                raise RuntimeError("crashed on frame 3")
+            await super().on_frame(frame, bridge)
+
+    log: list[str] = []
+    fragile = await actor_system.spawn(Fragile("fragile", log))
+    backup = await actor_system.spawn(Agent("backup", log, active=False))
+    boss = await actor_system.spawn(Recorder("boss"))
+    async with actor_system.open_bridge("voice") as bridge:
+        for n in range(8):
+            bridge.send_nowait(Frame(n))
+        await fragile._finished_event.wait()
+        await boss.activate_agent("backup")
+        await backup.wait_until(lambda: backup.frames and backup.frames[-1] == 7)
+    assert fragile.frames == [0, 1, 2]
+    # At-least-once: the frame that crashed its handler is delivered again, to the new owner.
+    assert backup.frames == [3, 4, 5, 6, 7]

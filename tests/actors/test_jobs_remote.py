@@ -149,3 +149,33 @@ async def test_remote_cancel_reaches_the_worker(
         await trio.testing.wait_all_tasks_blocked()
         assert [c.job_id for c in worker.cancelled] == [j.job_id]
         assert worker._held == {}
+
+
+async def test_work_requested_by_a_vanished_system_is_cancelled(
+    autojump_clock: MockClock, strict_transport: MemoryTransport
+) -> None:
+    """When a requesting system vanishes without goodbye, its jobs at our workers stop."""
+    from actors import EnvelopeCodec
+    from actors._envelope import Envelope as WireEnvelope
+    from actors._envelope import JobRequestMessage
+
+    async with open_test_system("workers", transport=strict_transport) as workers:
+        worker = await workers.spawn(RemoteWorker("w", delay=100))
+        # A system that dies mid-job: it never gets to cancel what it asked for.
+        with pytest.raises(RuntimeError, match="process died"):
+            async with strict_transport.connect("ghost") as ghost:
+                await ghost.claim("system:ghost")
+                request = WireEnvelope(
+                    id="1",
+                    sender="system:ghost",
+                    recipient="w",
+                    body=JobRequestMessage(payload=1),
+                    job_id="orphan",
+                )
+                await ghost.send("w", EnvelopeCodec().encode(request))
+                await worker.started.wait()
+                raise RuntimeError("process died")
+        with trio.fail_after(1):
+            await worker._wait_for_jobs()
+        assert [c.job_id for c in worker.cancelled] == ["orphan"]
+        assert trio.current_time() < 1
