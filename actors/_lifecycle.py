@@ -75,10 +75,33 @@ class ActorSpec:
     """When the supervisor restarts it."""
 
 
-def describe(error: BaseException) -> str:
-    """Return ``Type: message`` for an error, looking inside single-error groups."""
+def sole_error(error: BaseException) -> BaseException:
+    """Return the one error inside nested single-error groups (or `error` itself)."""
     while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
         error = error.exceptions[0]
+    return error
+
+
+async def start_supervised(supervisor: Any, spec: ChildSpec) -> Actor:
+    """Start an actor under `supervisor`; a failure to start raises the actor's own error.
+
+    An actor's `on_ready` runs inside the nurseries that make up the actor, which wrap what
+    it raises in exception groups; those groups are ours, not the caller's business.
+    """
+    try:
+        started = await supervisor.start_child(spec)
+    except BaseExceptionGroup as group:
+        error = sole_error(group)
+        if error is group:
+            raise
+        raise error from None
+    assert isinstance(started, Actor)
+    return started
+
+
+def describe(error: BaseException) -> str:
+    """Return ``Type: message`` for an error, looking inside single-error groups."""
+    error = sole_error(error)
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
@@ -141,15 +164,16 @@ async def start_child(parent: Actor, actor: Actor | ActorSpec, restart: Restart 
         raise ActorStateError(f"actor {parent.name!r} is not running; cannot add a child")
     name, spec = child_spec(parent.system, parent, actor, restart)
     parent._child_keys[name] = spec.name
-    started = await supervisor.start_child(spec)
-    assert isinstance(started, Actor)
-    return started
+    return await start_supervised(supervisor, spec)
 
 
 def exit_reporter(system: ActorSystem, parent: Actor | None) -> Any:
     """Return the supervisor callback that tells `parent` (or the log) about a child's exit."""
 
     async def on_exit(exit: ChildExit, decision: Decision) -> None:
+        if parent is None:
+            # The decision is taken: a root that stays down no longer counts for wait().
+            system._check_roots_done()
         if exit.error is None:
             return
         name = actor_name_of(exit.name)

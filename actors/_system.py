@@ -55,7 +55,7 @@ from ._envelope import (
     SystemMessage,
 )
 from ._exceptions import ActorNotFound, ActorStateError, NameTaken
-from ._lifecycle import ActorSpec, child_spec, exit_reporter
+from ._lifecycle import ActorSpec, actor_name_of, child_spec, exit_reporter, start_supervised
 from ._mailbox import Mailbox
 from ._registry import Registry
 from ._requester import REPLY_TYPES, JobRequesterMixin
@@ -102,7 +102,7 @@ class ActorSystem(JobRequesterMixin):
         self._job_prefix = secrets.token_hex(8) + "-"
         self._job_ids = itertools.count(1)
         self._root_supervisor: Any = None
-        self._root_count = 0
+        self._spawning = 0
         self._roots_done = trio.Event()
         self._roots_done.set()
         self._ending = False
@@ -185,25 +185,24 @@ class ActorSystem(JobRequesterMixin):
         if self._ending or self._root_supervisor is None:
             raise ActorStateError(f"actor system {self._name!r} is closed to new actors")
         _, spec = child_spec(self, None, actor, restart)
-        self._root_count += 1
-        self._roots_done = trio.Event()
+        self._spawning += 1
+        self._check_roots_done()
         try:
-            started = await self._root_supervisor.start_child(spec)
-        except BaseException:
-            self._root_ended()
-            raise
-        assert isinstance(started, Actor)
-        return started
+            return await start_supervised(self._root_supervisor, spec)
+        finally:
+            self._spawning -= 1
+            self._check_roots_done()
 
     async def wait(self) -> None:
-        """Wait until every root actor has ended."""
+        """Wait until every root actor has ended (one restarting has not ended)."""
         await self._roots_done.wait()
 
     def end(self, reason: str | None = None, *, grace: float = DEFAULT_GRACE) -> Finished:
         """End every root actor (and so every actor) gracefully, in reverse start order.
 
-        Each root actor ends after the one started after it has finished; all of them share
-        one grace period, after which whatever is left is cancelled.
+        Each root actor ends after the one started after it has finished, and none is
+        restarted, whatever its restart type; all of them share one grace period, after which
+        whatever is left is cancelled.
 
         Returns:
             An awaitable that completes when every root actor has ended.
@@ -217,28 +216,42 @@ class ActorSystem(JobRequesterMixin):
         return Finished(self._roots_done)
 
     async def _end_roots(self, reason: str | None, deadline: float) -> None:
-        for actor in reversed(self._roots()):
-            actor.end(reason, grace=max(0.0, deadline - trio.current_time()))
-            await actor._finished_event.wait()
+        supervisor = self._root_supervisor
+        if supervisor is None:
+            return
+        for key in reversed(supervisor.supervised):
+            actor = self._actors.get(actor_name_of(key))
+            if actor is not None and actor._parent is None:
+                actor.end(reason, grace=max(0.0, deadline - trio.current_time()))
+            # Stopping through the supervisor, so that no root is restarted.
+            with contextlib.suppress(KeyError):
+                await supervisor.stop_child(key)
+        self._check_roots_done()
 
     def _roots(self) -> list[Actor]:
         return [actor for actor in self._actors.values() if actor._parent is None]
 
     def cancel(self) -> Finished:
-        """Stop every actor at once.
+        """Stop every actor at once; none is restarted.
 
         Returns:
             An awaitable that completes when every root actor has ended.
         """
         self._ending = True
+        if self._root_supervisor is not None:
+            self._root_supervisor.cancel()
         for actor in reversed(self._roots()):
             actor.cancel()
         return Finished(self._roots_done)
 
-    def _root_ended(self) -> None:
-        self._root_count -= 1
-        if self._root_count <= 0:
-            self._root_count = 0
+    def _check_roots_done(self) -> None:
+        """Set or clear the event `wait()` waits on, from what the root still looks after."""
+        supervisor = self._root_supervisor
+        looked_after = supervisor is not None and not supervisor.closed and supervisor.supervised
+        if self._spawning or looked_after or self._roots():
+            if self._roots_done.is_set():
+                self._roots_done = trio.Event()
+        else:
             self._roots_done.set()
 
     # --- bridges -----------------------------------------------------------------------------
@@ -507,7 +520,7 @@ class ActorSystem(JobRequesterMixin):
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
         if actor._parent is None:
-            self._root_ended()
+            self._check_roots_done()
 
     # --- the transport side ------------------------------------------------------------------
 

@@ -144,6 +144,30 @@ class Supervisor:
             if (instance := self._instances.get(name)) is not None and instance.running
         )
 
+    @property
+    def closed(self) -> bool:
+        """Whether the supervisor takes no new children and restarts none."""
+        return self._closed
+
+    @property
+    def supervised(self) -> tuple[str, ...]:
+        """Names of every child the supervisor still looks after, in start order: running,
+        starting, or waiting out a backoff before a restart."""
+        return self._policy.children
+
+    def cancel(self) -> None:
+        """Stop every child at once and restart none: close the supervisor and cancel them.
+
+        Synchronous, so it works from anywhere, at any time; leaving the block then waits for
+        the cancelled children to unwind. Idempotent.
+        """
+        self._closed = True
+        self._manager_scope.cancel(reason="supervisor cancelled")
+        # Only the children's own scopes: the supervisor's nursery also runs the caller's
+        # block, which must go on (a child that is still starting is stopped once it has).
+        for instance in list(self._instances.values()):
+            instance.cancel_scope.cancel(reason="supervisor cancelled")
+
     async def start_child(self, spec: ChildSpec) -> object:
         """Start a child under supervision, once it is ready.
 

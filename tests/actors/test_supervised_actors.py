@@ -319,3 +319,58 @@ async def test_root_actors_are_supervised_too(actor_system: ActorSystem) -> None
     await helper.send_message("root", Note("crash"))
     second = await wait_for_start(actor_system, "root", first)
     assert second is not first and second.parent is None
+
+
+class FailsToStart(Recorder):
+    async def on_ready(self) -> None:
+        raise ValueError("cannot start")
+
+
+async def test_spawn_raises_the_actors_own_start_error(actor_system: ActorSystem) -> None:
+    """A failing on_ready surfaces as itself (not a group), and wait() still sees live roots."""
+    alive = await actor_system.spawn(Recorder("alive"))
+    with pytest.raises(ValueError, match=r"^cannot start$"):
+        await actor_system.spawn(FailsToStart("broken"))
+    parent = await actor_system.spawn(Recorder("parent"))
+    with pytest.raises(ValueError, match=r"^cannot start$"):
+        await parent.add_child(FailsToStart("broken-child"))
+    with trio.move_on_after(1) as waited:
+        await actor_system.wait()
+    assert waited.cancelled_caught  # "alive" and "parent" still run
+    assert alive.ready
+
+
+async def test_system_end_does_not_restart_permanent_roots(actor_system: ActorSystem) -> None:
+    """system.end() ends PERMANENT roots for good, and wait() returns."""
+    await actor_system.spawn(Child("p1"), restart=Restart.PERMANENT)
+    await actor_system.spawn(Child("p2"), restart=Restart.PERMANENT)
+    STARTS.clear()
+    await actor_system.end("shutdown", grace=1)
+    with trio.fail_after(1):
+        await actor_system.wait()
+    await trio.sleep(5)
+    assert STARTS == [] and actor_system.actors == {}
+
+
+async def test_system_cancel_does_not_restart_permanent_roots(actor_system: ActorSystem) -> None:
+    """system.cancel() stops PERMANENT roots at once and restarts none."""
+    await actor_system.spawn(Child("p1"), restart=Restart.PERMANENT)
+    STARTS.clear()
+    start = trio.current_time()
+    await actor_system.cancel()
+    assert trio.current_time() == start
+    await trio.sleep(5)
+    assert STARTS == [] and actor_system.actors == {}
+
+
+async def test_wait_does_not_return_while_a_root_restarts(actor_system: ActorSystem) -> None:
+    """A crashed PERMANENT root is restarted, not ended: wait() keeps waiting through it."""
+    first = await actor_system.spawn(ActorSpec(lambda: Child("r"), restart=Restart.PERMANENT))
+    helper = await actor_system.spawn(Recorder("helper"))
+    await helper.send_message("r", Note("crash"))
+    await first._finished_event.wait()
+    await helper.end()
+    with trio.move_on_after(0.5) as waited:
+        await actor_system.wait()
+    assert waited.cancelled_caught
+    assert actor_system.actors["r"] is not first

@@ -777,3 +777,39 @@ def test_negative_shutdown_grace_is_rejected() -> None:
 
     with pytest.raises(ValueError, match=r"^shutdown must be >= 0, got -1\.0$"):
         ChildSpec("a", noop, shutdown=-1.0)
+
+
+async def test_cancel_stops_every_child_at_once_and_restarts_none(
+    autojump_clock: MockClock,
+) -> None:
+    """Supervisor.cancel() cancels permanent children without restarting them; the block goes on."""
+    log: list[str] = []
+    kids = children("a", "b", log=log)
+    async with open_supervisor() as supervisor:
+        for kid in kids:
+            await supervisor.start_child(kid.spec)
+        start = trio.current_time()
+        supervisor.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert supervisor.children == ()
+        assert sorted(entry for entry in log if entry.startswith("end")) == ["end a", "end b"]
+        with pytest.raises(trio.ClosedResourceError):
+            await supervisor.start_child(Child("c", log).spec)
+        block_went_on = True
+    assert block_went_on
+    assert trio.current_time() == start
+    assert [kid.starts for kid in kids] == [1, 1]
+
+
+async def test_supervised_lists_children_waiting_for_a_restart(autojump_clock: MockClock) -> None:
+    """A child waiting out its backoff is still supervised, though not running."""
+    log: list[str] = []
+    (kid,) = children("a", log=log)
+    async with open_supervisor(backoff=Backoff(initial=1.0)) as supervisor:
+        await supervisor.start_child(kid.spec)
+        kid.crash()
+        await trio.testing.wait_all_tasks_blocked()
+        assert supervisor.children == ()
+        assert supervisor.supervised == ("a",)
+        await trio.sleep(1.5)
+        assert tuple(supervisor.children) == ("a",)
