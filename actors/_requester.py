@@ -546,8 +546,7 @@ class JobRequesterMixin:
 
     async def _end_requests(self) -> None:
         """This requester is ending: cancel every job it still has out."""
-        for state in list(self._requests.values()):
-            await self._abandon(state, f"requester {self._requester_name!r} ended")
+        await self._cancel_requests(f"requester {self._requester_name!r} ended")
 
     async def _cancel_requests(self, reason: str) -> None:
         for state in list(self._requests.values()):

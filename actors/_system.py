@@ -458,7 +458,7 @@ class ActorSystem(JobRequesterMixin):
             if name == envelope.sender or mailbox is None:
                 continue
             with contextlib.suppress(trio.ClosedResourceError):
-                await mailbox.send(attrs_replace(envelope, recipient=name), urgent=urgent)
+                await mailbox.send(msgspec.structs.replace(envelope, recipient=name), urgent=urgent)
 
     def _check_user_message(self, message: object) -> None:
         if not isinstance(message, msgspec.Struct) or isinstance(message, SystemMessage):
@@ -626,11 +626,6 @@ class ActorSystem(JobRequesterMixin):
 
 
 _INTERCEPTED = frozenset({*REPLY_TYPES, JobCancel, JobCredit})
-
-
-def attrs_replace(envelope: Envelope, **changes: Any) -> Envelope:
-    """Return a copy of `envelope` with `changes` applied."""
-    return msgspec.structs.replace(envelope, **changes)
 
 
 def _as_bytes(packet: object) -> bytes:

@@ -12,17 +12,11 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import trio
+from run import Worker  # bench/ is on sys.path: it is this script's directory
 
-from actors import Actor, JobRequest, job, open_actor_system
-
-
-class Worker(Actor):
-    @job
-    async def work(self, request: JobRequest[Any]) -> Any:
-        return request.payload
+from actors import Actor, open_actor_system
 
 
 async def single(rounds: int) -> float:

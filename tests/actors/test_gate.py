@@ -48,7 +48,9 @@ async def test_capacity_bounds_holders_inside(autojump_clock: trio.testing.MockC
     assert peak == 2
 
 
-async def test_a_forgotten_ticket_lets_the_next_one_in() -> None:
+async def test_a_forgotten_ticket_lets_the_next_one_in(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """A place given up before use does not block those behind it."""
     gate = FifoGate(1)
     first, second = gate.ticket(), gate.ticket()
