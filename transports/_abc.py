@@ -38,6 +38,13 @@ class Delivery:
     """The payload: `bytes`, or any object on a link that `carries_objects`."""
     token: object = None
     """What `TransportLink.ack` needs to acknowledge it (None when nothing does)."""
+    reclaimed: bool = False
+    """True when the transport took it over from a system that died before acknowledging it.
+
+    The dead system may have started acting on it already, so the receiver must not run work
+    it carries a second time (a job request is answered FAILED instead); plain messages are
+    handled as usual (at-least-once, duplicates dropped by message id).
+    """
 
 
 @attrs.frozen
@@ -48,6 +55,8 @@ class PeerLost:
     """Its name."""
     crashed: bool
     """True when it vanished without a clean goodbye (died, heartbeat lost)."""
+    reason: str | None = None
+    """Why, when the transport knows more than "crashed" (for example a restarted broker)."""
 
 
 class TransportLink(abc.ABC):
@@ -72,8 +81,17 @@ class TransportLink(abc.ABC):
         """Give up `name` (a no-op if this system does not hold it)."""
 
     @abc.abstractmethod
-    async def send(self, recipient: str, packet: object) -> None:
+    async def send(
+        self, recipient: str, packet: object, *, ack: Delivery | None = None
+    ) -> None:
         """Send `packet` to whichever system holds `recipient`, waiting for room.
+
+        Args:
+            recipient: the addressed name.
+            packet: what to send (`bytes` unless the link `carries_objects`).
+            ack: a delivery of this link to acknowledge together with the send. A transport
+                that can, does both in one atomic step (a worker's answer and the request it
+                settles), so a finished job is never redelivered; others send, then ack.
 
         Raises:
             UnknownRecipient: if no system holds `recipient`.

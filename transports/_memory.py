@@ -106,7 +106,9 @@ class _MemoryLink(TransportLink):
         if self._hub._owners.get(name) == self.system:
             del self._hub._owners[name]
 
-    async def send(self, recipient: str, packet: object) -> None:
+    async def send(
+        self, recipient: str, packet: object, *, ack: Delivery | None = None
+    ) -> None:
         self._check_open()
         owner = self._hub._owners.get(recipient)
         link = self._hub._links.get(owner) if owner is not None else None
