@@ -11,9 +11,9 @@ import trio
 
 from transports import MemoryTransport, Transport
 
-from .._actor import Actor
-from .._envelope import AgentInfo, Envelope
-from .._system import ActorSystem, open_actor_system
+from .._runtime.actor import Actor
+from .._wire.envelope import AgentInfo, Envelope
+from .._runtime.system import ActorSystem, open_actor_system
 
 
 @asynccontextmanager

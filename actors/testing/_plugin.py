@@ -21,7 +21,7 @@ import trio.testing
 
 from transports import MemoryTransport
 
-from .._system import ActorSystem
+from .._runtime.system import ActorSystem
 from ._helpers import open_test_system
 
 

@@ -1,4 +1,4 @@
-"""Tests for the envelope codec (`actors._codec`) and the wire vocabulary (`actors._envelope`)."""
+"""Tests for the envelope codec (`actors._wire.codec`) and the wire vocabulary (`actors._wire.envelope`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors import DecodeError, EncodeError, Envelope, EnvelopeCodec
-from actors._codec import DEFAULT_MAX_SIZE, type_name
-from actors._envelope import (
+from actors._wire.codec import DEFAULT_MAX_SIZE, type_name
+from actors._wire.envelope import (
     PROTOCOL_VERSION,
     SYSTEM_MESSAGE_TYPES,
     Activate,

@@ -140,8 +140,8 @@ def _imported_modules(path: Path) -> set[str]:
     [
         "supervision/_policy.py",
         "supervision/_backoff.py",
-        "actors/_codec.py",
-        "actors/_envelope.py",
+        "actors/_wire/codec.py",
+        "actors/_wire/envelope.py",
     ],
 )
 def test_pure_modules_do_not_import_trio(relative: str) -> None:
@@ -154,4 +154,4 @@ def test_pure_modules_do_not_import_trio(relative: str) -> None:
 
 def test_import_scanner_sees_trio() -> None:
     """The import scanner used above does find trio where it is imported."""
-    assert "trio" in _imported_modules(ROOT / "actors" / "_mailbox.py")
+    assert "trio" in _imported_modules(ROOT / "actors" / "_routing" / "mailbox.py")

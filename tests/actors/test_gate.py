@@ -7,7 +7,7 @@ import trio
 import trio.lowlevel
 import trio.testing
 
-from actors._gate import FifoGate
+from actors._jobs.gate import FifoGate
 
 
 async def test_holders_enter_in_ticket_order_not_task_order() -> None:

@@ -9,7 +9,7 @@ import trio
 from trio.testing import MockClock
 
 from actors import Actor, ActorSystem, Envelope, JobEvent, JobEventType, JobRequest, job
-from actors._jobs import CREDIT_WINDOW
+from actors._jobs.types import CREDIT_WINDOW
 
 
 class Hold(msgspec.Struct, frozen=True):

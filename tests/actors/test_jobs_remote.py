@@ -156,8 +156,8 @@ async def test_work_requested_by_a_vanished_system_is_cancelled(
 ) -> None:
     """When a requesting system vanishes without goodbye, its jobs at our workers stop."""
     from actors import EnvelopeCodec
-    from actors._envelope import Envelope as WireEnvelope
-    from actors._envelope import JobRequestMessage
+    from actors._wire.envelope import Envelope as WireEnvelope
+    from actors._wire.envelope import JobRequestMessage
 
     async with open_test_system("workers", transport=strict_transport) as workers:
         worker = await workers.spawn(RemoteWorker("w", delay=100))

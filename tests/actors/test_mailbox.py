@@ -1,4 +1,4 @@
-"""Tests for the bounded two-lane mailbox (`actors._mailbox`)."""
+"""Tests for the bounded two-lane mailbox (`actors._routing.mailbox`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for the registry of live actors (`actors._registry`)."""
+"""Tests for the registry of live actors (`actors._routing.registry`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import trio
 import trio.testing
 
 from actors import AgentInfo
-from actors._registry import Registry
+from actors._routing.registry import Registry
 
 
 def _info(name: str, system: str = "node-a", **fields: object) -> AgentInfo:

@@ -61,7 +61,7 @@ async def test_malformed_bytes_are_reported_and_the_loop_goes_on(
         async with open_test_system("sender", transport=strict_transport) as sender_system:
             sender = await sender_system.spawn(Recorder("sender"))
             async with strict_transport.connect("rogue") as rogue:
-                with caplog.at_level(logging.WARNING, logger="actors._system"):
+                with caplog.at_level(logging.WARNING, logger="actors._runtime.system"):
                     await rogue.send("target", b"\xc1 not msgpack")
                     await rogue.send("target", b"\x93\x02\x01\x02")
                     await sender.send_message("target", Note("after"))

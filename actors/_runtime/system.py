@@ -38,10 +38,10 @@ from transports import (
     UnknownRecipient,
 )
 
-from ._actor import DEFAULT_GRACE, Actor, Finished
-from ._bridge import Bridge, serve_bridge
-from ._codec import EnvelopeCodec
-from ._envelope import (
+from .._runtime.actor import DEFAULT_GRACE, Actor, Finished
+from .._bridges.endpoint import Bridge, serve_bridge
+from .._wire.codec import EnvelopeCodec
+from .._wire.envelope import (
     AgentActivation,
     AgentError,
     AgentGone,
@@ -54,11 +54,11 @@ from ._envelope import (
     SystemGone,
     SystemMessage,
 )
-from ._exceptions import ActorNotFound, ActorStateError, NameTaken
-from ._lifecycle import ActorSpec, actor_name_of, child_spec, exit_reporter, start_supervised
-from ._mailbox import Mailbox
-from ._registry import Registry
-from ._requester import REPLY_TYPES, JobRequesterMixin
+from .._exceptions import ActorNotFound, ActorStateError, NameTaken
+from .._runtime.instance import ActorSpec, actor_name_of, child_spec, exit_reporter, start_supervised
+from .._routing.mailbox import Mailbox
+from .._routing.registry import Registry
+from .._jobs.requester import REPLY_TYPES, JobRequesterMixin
 
 logger = logging.getLogger(__name__)
 

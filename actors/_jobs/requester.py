@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._envelope import (
+from .._wire.envelope import (
     Envelope,
     JobCancel,
     JobCredit,
@@ -47,8 +47,8 @@ from ._envelope import (
     JobUpdateMessage,
     JobUpdateRequest,
 )
-from ._exceptions import ActorNotFound
-from ._jobs import (
+from .._exceptions import ActorNotFound
+from .._jobs.types import (
     CREDIT_WINDOW,
     DEADLINE_PASSED,
     JobEvent,
@@ -59,8 +59,8 @@ from ._jobs import (
 )
 
 if TYPE_CHECKING:
-    from ._job_context import JobContext, JobGroupContext
-    from ._system import ActorSystem
+    from .._jobs.context import JobContext, JobGroupContext
+    from .._runtime.system import ActorSystem
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class JobRequesterMixin:
             JobError: if the worker answered ERROR, FAILED or CANCELLED.
             JobTimeout: if the deadline passed first (the worker was cancelled).
         """
-        from ._job_context import JobContext
+        from .._jobs.context import JobContext
 
         return JobContext(self, (actor_name,), name, payload, timeout, True)
 
@@ -213,7 +213,7 @@ class JobRequesterMixin:
             JobTimeout: if the deadline passed first (every member still working was
                 cancelled).
         """
-        from ._job_context import JobGroupContext
+        from .._jobs.context import JobGroupContext
 
         return JobGroupContext(self, actor_names, name, payload, timeout, cancel_on_error)
 

@@ -19,8 +19,8 @@ import trio
 
 from supervision import Backoff, Restart, RestartIntensity, Strategy
 
-from ._bridge import bridge_address
-from ._envelope import (
+from .._bridges.endpoint import bridge_address
+from .._wire.envelope import (
     Activate,
     AgentActivation,
     AgentError,
@@ -30,16 +30,16 @@ from ._envelope import (
     Envelope,
     SystemMessage,
 )
-from ._exceptions import ActorStateError
-from ._mailbox import Mailbox
-from ._registry import Watch
-from ._requester import JobRequesterMixin
-from ._worker import JobWorkerMixin
+from .._exceptions import ActorStateError
+from .._routing.mailbox import Mailbox
+from .._routing.registry import Watch
+from .._jobs.requester import JobRequesterMixin
+from .._jobs.worker import JobWorkerMixin
 
 if TYPE_CHECKING:
-    from ._bridge import Bridge
-    from ._lifecycle import ActorSpec
-    from ._system import ActorSystem
+    from .._bridges.endpoint import Bridge
+    from .._runtime.instance import ActorSpec
+    from .._runtime.system import ActorSystem
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             ActorStateError: if this actor is not running.
             NameTaken: if the child's name belongs to a live actor.
         """
-        from ._lifecycle import start_child
+        from .._runtime.instance import start_child
 
         return await start_child(self, actor, restart)
 
@@ -361,7 +361,7 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             ActorNotFound: if no live actor has that name (this actor stays active then).
         """
         if name not in self.system.registry:
-            from ._exceptions import ActorNotFound
+            from .._exceptions import ActorNotFound
 
             raise ActorNotFound(name, self.system.registry.names())
         await self._set_active(False, None)
@@ -488,7 +488,7 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
 
     def _notice_ready(self, info: AgentInfo) -> None:
         # Called synchronously by the registry; the hook itself runs in the mailbox loop.
-        from ._envelope import AgentReady
+        from .._wire.envelope import AgentReady
 
         self.system._post(self, AgentReady(info=info))
 
@@ -556,6 +556,6 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
 
 
 def _frame_ack(message: BridgeFrame, returned: bool) -> SystemMessage:
-    from ._envelope import BridgeAck
+    from .._wire.envelope import BridgeAck
 
     return BridgeAck(bridge=message.bridge, seq=message.seq, epoch=message.epoch, returned=returned)

@@ -32,7 +32,7 @@ import attrs
 import msgspec
 import trio
 
-from ._envelope import (
+from .._wire.envelope import (
     Activate,
     AgentError,
     AgentReady,
@@ -51,8 +51,8 @@ from ._envelope import (
     JobUpdateRequest,
     SystemMessage,
 )
-from ._gate import FifoGate
-from ._jobs import (
+from .._jobs.gate import FifoGate
+from .._jobs.types import (
     CREDIT_WINDOW,
     DEADLINE_PASSED,
     JobCancellation,
@@ -63,7 +63,7 @@ from ._jobs import (
 )
 
 if TYPE_CHECKING:
-    from ._actor import Actor
+    from .._runtime.actor import Actor
 
 logger = logging.getLogger(__name__)
 

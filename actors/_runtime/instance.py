@@ -37,13 +37,13 @@ import trio
 
 from supervision import ChildExit, ChildSpec, Decision, Restart, open_supervisor
 
-from ._actor import Actor
-from ._envelope import AgentError, Envelope
-from ._exceptions import ActorStateError, NameTaken
-from ._mailbox import Mailbox, MailboxInterrupted
+from .._runtime.actor import Actor
+from .._wire.envelope import AgentError, Envelope
+from .._exceptions import ActorStateError, NameTaken
+from .._routing.mailbox import Mailbox, MailboxInterrupted
 
 if TYPE_CHECKING:
-    from ._system import ActorSystem
+    from .._runtime.system import ActorSystem
 
 logger = logging.getLogger(__name__)
 

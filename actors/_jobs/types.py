@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import attrs
 
-from ._envelope import JobStatus
-from ._exceptions import ActorError
+from .._wire.envelope import JobStatus
+from .._exceptions import ActorError
 
 P = TypeVar("P")
 F = TypeVar("F", bound=Callable[..., Any])

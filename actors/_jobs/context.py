@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ._envelope import JobCredit, JobStatus
-from ._jobs import CREDIT_WINDOW, DEADLINE_PASSED, JobError, JobEvent, JobGroupError
-from ._requester import JobRequesterMixin, _job_timeout, _JobState
+from .._wire.envelope import JobCredit, JobStatus
+from .._jobs.types import CREDIT_WINDOW, DEADLINE_PASSED, JobError, JobEvent, JobGroupError
+from .._jobs.requester import JobRequesterMixin, _job_timeout, _JobState
 
 
 class JobGroupContext:

@@ -29,12 +29,12 @@ import attrs
 import msgspec
 import trio
 
-from ._envelope import AgentInfo, BridgeAck, BridgeFrame, Envelope
-from ._exceptions import ActorNotFound
-from ._mailbox import Mailbox
+from .._wire.envelope import AgentInfo, BridgeAck, BridgeFrame, Envelope
+from .._exceptions import ActorNotFound
+from .._routing.mailbox import Mailbox
 
 if TYPE_CHECKING:
-    from ._system import ActorSystem
+    from .._runtime.system import ActorSystem
 
 logger = logging.getLogger(__name__)
 

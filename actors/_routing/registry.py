@@ -22,7 +22,7 @@ import attrs
 import msgspec
 import trio
 
-from ._envelope import AgentInfo
+from .._wire.envelope import AgentInfo
 
 WatchCallback = Callable[[AgentInfo], None]
 
