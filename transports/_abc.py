@@ -14,6 +14,13 @@ with `connect(system_name)` and keeps it for its lifetime. Through the link a sy
 - acknowledges each delivery after handling it; an at-least-once transport redelivers what
   was not acknowledged, and the receiver drops duplicates by message id.
 
+Flow control is per name, not per system. A link hands its system at most `window`
+unacknowledged ordinary deliveries per recipient name; past that, senders to that name wait (or
+its packets stay queued in the broker), while traffic to the system's other names goes on. So
+one slow actor slows only its own senders. *Control* packets (job answers, cancels, credits)
+are small, bounded by the jobs in flight, and must never queue behind a full actor: they skip
+the window, and the receiver takes them at once.
+
 A packet is opaque to the transport. Links whose `carries_objects` is False need `bytes` (they
 cross a process boundary); the in-memory link in its default mode carries objects as they are.
 Transports know nothing about actors: they move packets between names.
@@ -36,7 +43,7 @@ class Delivery:
     """The name it was addressed to, or None for a broadcast."""
     packet: object
     """The payload: `bytes`, or any object on a link that `carries_objects`."""
-    token: object = None
+    token: object = attrs.field(default=None, eq=False)
     """What `TransportLink.ack` needs to acknowledge it (None when nothing does)."""
     reclaimed: bool = False
     """True when the transport took it over from a system that died before acknowledging it.
@@ -82,13 +89,20 @@ class TransportLink(abc.ABC):
 
     @abc.abstractmethod
     async def send(
-        self, recipient: str, packet: object, *, ack: Delivery | None = None
+        self,
+        recipient: str,
+        packet: object,
+        *,
+        control: bool = False,
+        ack: Delivery | None = None,
     ) -> None:
         """Send `packet` to whichever system holds `recipient`, waiting for room.
 
         Args:
             recipient: the addressed name.
             packet: what to send (`bytes` unless the link `carries_objects`).
+            control: runtime control traffic: it skips the per-name window (see the module
+                docstring) and never waits behind ordinary packets for that name.
             ack: a delivery of this link to acknowledge together with the send. A transport
                 that can, does both in one atomic step (a worker's answer and the request it
                 settles), so a finished job is never redelivered; others send, then ack.
@@ -97,14 +111,16 @@ class TransportLink(abc.ABC):
             UnknownRecipient: if no system holds `recipient`.
         """
 
-    async def send_batch(self, items: Sequence[tuple[str, object]]) -> None:
+    async def send_batch(
+        self, items: Sequence[tuple[str, object]], *, control: bool = False
+    ) -> None:
         """Send many addressed packets; transports that can batch do it in one round trip.
 
         Raises:
             UnknownRecipient: for the first recipient no system holds; earlier items were sent.
         """
         for recipient, packet in items:
-            await self.send(recipient, packet)
+            await self.send(recipient, packet, control=control)
 
     @abc.abstractmethod
     async def broadcast(self, packet: object) -> None:
@@ -118,8 +134,14 @@ class TransportLink(abc.ABC):
             trio.EndOfChannel: once the link is closed.
         """
 
+    window: int = 1000
+    """Most unacknowledged ordinary deliveries this link hands over per recipient name."""
+
     async def ack(self, delivery: Delivery) -> None:  # noqa: B027 - optional hook
-        """Acknowledge `delivery` after handling it (a no-op on at-most-once transports)."""
+        """Acknowledge `delivery` after handling it, once; this also frees its name's window.
+
+        Acknowledging a delivery twice, or one whose token is None, is a no-op.
+        """
 
 
 class Transport(abc.ABC):

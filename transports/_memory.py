@@ -29,24 +29,37 @@ logger = logging.getLogger(__name__)
 
 
 @attrs.define(eq=False)
-class _Inbox:
-    """A FIFO queue in which only addressed packets count against the bound."""
+class _Ticket:
+    """A delivery's ack token: frees one place in its name's window, once."""
 
-    capacity: int
+    name: str
+    acked: bool = False
+
+
+@attrs.define(eq=False)
+class _Inbox:
+    """A FIFO queue with a window per recipient name (see `transports._abc`).
+
+    Ordinary addressed packets count against their name's window until acknowledged; control
+    packets, broadcasts and peer notices never wait.
+    """
+
+    window: int
     _items: deque[Delivery | PeerLost] = attrs.field(factory=deque)
-    _bounded: int = 0
+    _unacked: dict[str, int] = attrs.field(factory=dict)
     _closed: bool = False
     _receivers: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
-    _senders: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    _senders: dict[str, trio.lowlevel.ParkingLot] = attrs.field(factory=dict)
 
-    async def send(self, item: Delivery) -> None:
+    async def send(self, recipient: str, packet: object) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._closed and self._bounded >= self.capacity:
-            await self._senders.park()
+        while not self._closed and self._unacked.get(recipient, 0) >= self.window:
+            lot = self._senders.setdefault(recipient, trio.lowlevel.ParkingLot())
+            await lot.park()
         if self._closed:
             raise trio.ClosedResourceError("link is closed")
-        self._items.append(item)
-        self._bounded += 1
+        self._unacked[recipient] = self._unacked.get(recipient, 0) + 1
+        self._items.append(Delivery(recipient, packet, token=_Ticket(recipient)))
         self._receivers.unpark()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
@@ -55,14 +68,29 @@ class _Inbox:
             self._items.append(item)
             self._receivers.unpark()
 
+    def ack(self, ticket: _Ticket) -> None:
+        if ticket.acked:
+            return
+        ticket.acked = True
+        left = self._unacked.get(ticket.name, 0) - 1
+        if left > 0:
+            self._unacked[ticket.name] = left
+        else:
+            self._unacked.pop(ticket.name, None)
+        lot = self._senders.get(ticket.name)
+        if lot is not None:
+            lot.unpark()
+            if not lot:
+                del self._senders[ticket.name]
+
+    def unacked(self, name: str) -> int:
+        return self._unacked.get(name, 0)
+
     async def receive(self) -> Delivery | PeerLost:
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             if self._items:
                 item = self._items.popleft()
-                if isinstance(item, Delivery) and item.recipient is not None:
-                    self._bounded -= 1
-                    self._senders.unpark_all()
             elif self._closed:
                 raise trio.EndOfChannel
             else:
@@ -74,15 +102,18 @@ class _Inbox:
     def close(self) -> None:
         self._closed = True
         self._items.clear()
-        self._bounded = 0
+        self._unacked.clear()
         self._receivers.unpark_all()
-        self._senders.unpark_all()
+        for lot in self._senders.values():
+            lot.unpark_all()
+        self._senders.clear()
 
 
 @attrs.define(eq=False)
 class _MemoryLink(TransportLink):
     system: str
     carries_objects: bool
+    window: int
     _hub: MemoryTransport
     _inbox: _Inbox
 
@@ -107,7 +138,12 @@ class _MemoryLink(TransportLink):
             del self._hub._owners[name]
 
     async def send(
-        self, recipient: str, packet: object, *, ack: Delivery | None = None
+        self,
+        recipient: str,
+        packet: object,
+        *,
+        control: bool = False,
+        ack: Delivery | None = None,
     ) -> None:
         self._check_open()
         owner = self._hub._owners.get(recipient)
@@ -115,10 +151,21 @@ class _MemoryLink(TransportLink):
         if link is None:
             await trio.lowlevel.checkpoint()
             raise UnknownRecipient(recipient)
-        try:
-            await link._inbox.send(Delivery(recipient, packet))
-        except trio.ClosedResourceError:
-            raise UnknownRecipient(recipient) from None
+        if control:
+            await trio.lowlevel.checkpoint()
+            link._inbox.send_control(Delivery(recipient, packet))
+        else:
+            try:
+                await link._inbox.send(recipient, packet)
+            except trio.ClosedResourceError:
+                raise UnknownRecipient(recipient) from None
+        if ack is not None:
+            await self.ack(ack)
+
+    async def ack(self, delivery: Delivery) -> None:
+        if isinstance(delivery.token, _Ticket):
+            self._inbox.ack(delivery.token)
+        await trio.lowlevel.checkpoint()
 
     async def broadcast(self, packet: object) -> None:
         await trio.lowlevel.checkpoint()
@@ -137,7 +184,8 @@ class MemoryTransport(Transport):
     Args:
         strict: carry only bytes, so that every envelope, local ones included, round-trips
             through the codec and a payload that could not cross a process fails at send time.
-        inbox_size: bound of each system's inbound queue; a full one makes senders wait.
+        inbox_size: the window per recipient name: most ordinary packets delivered to one
+            name and not yet acknowledged; past it, senders to that name wait.
 
     Raises:
         ValueError: if `inbox_size` is not positive.
@@ -169,7 +217,9 @@ class MemoryTransport(Transport):
         """
         if system in self._links:
             raise SystemNameTaken(system)
-        link = _MemoryLink(system, not self.strict, self, _Inbox(self.inbox_size))
+        link = _MemoryLink(
+            system, not self.strict, self.inbox_size, self, _Inbox(self.inbox_size)
+        )
         self._links[system] = link
         crashed = False
         try:

@@ -241,8 +241,8 @@ async def test_duplicate_system_name() -> None:
         pass
 
 
-async def test_full_inbox_makes_send_wait() -> None:
-    """With inbox_size=1 a second send waits until the receiver takes the first."""
+async def test_full_window_makes_send_wait() -> None:
+    """With inbox_size=1 a second send to a name waits until the first is acknowledged."""
     async with _pair(MemoryTransport(inbox_size=1)) as (a, b):
         await b.claim("w")
         await a.send("w", 1)
@@ -256,10 +256,33 @@ async def test_full_inbox_makes_send_wait() -> None:
             nursery.start_soon(second)
             await trio.testing.wait_all_tasks_blocked()
             assert not sent.is_set()
-            assert await b.receive() == Delivery("w", 1)
+            first = await b.receive()
+            assert first == Delivery("w", 1)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not sent.is_set()  # received is not enough: the window frees on ack
+            assert isinstance(first, Delivery)
+            await b.ack(first)
+            await b.ack(first)  # a second ack of the same delivery frees nothing more
             await trio.testing.wait_all_tasks_blocked()
             assert sent.is_set()
         assert await b.receive() == Delivery("w", 2)
+
+
+async def test_full_window_for_one_name_does_not_block_others(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A full window for one name slows only senders to that name; control skips it."""
+    async with _pair(MemoryTransport(inbox_size=1)) as (a, b):
+        await b.claim("slow")
+        await b.claim("fast")
+        await a.send("slow", 1)
+        with trio.move_on_after(1) as blocked:
+            await a.send("slow", 2)
+        assert blocked.cancelled_caught
+        await a.send("fast", 3)
+        await a.send("slow", 4, control=True)
+        received = [await b.receive() for _ in range(3)]
+        assert received == [Delivery("slow", 1), Delivery("fast", 3), Delivery("slow", 4)]
 
 
 async def test_send_waiting_on_a_full_inbox_fails_when_the_peer_leaves() -> None:
