@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench bench-peers clean
+.PHONY: test lint docs demo bench bench-peers clean
 PEERS_VENV := .venv-peers
 
 $(BIN)/python:
@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,docs]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -21,6 +21,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check actors transports supervision tests examples bench
 	$(BIN)/mypy actors transports supervision tests examples bench/run.py bench/compare_peers.py
+
+# The API reference is built from the docstrings; strict mode (set in mkdocs.yml) turns every
+# warning, such as a broken reference, into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 demo: $(STAMP)
 	$(BIN)/python examples/parallel_debate.py
@@ -41,4 +46,4 @@ bench-peers: $(PEERS_VENV)/.installed $(STAMP)
 	$(BIN)/python bench/compare_peers.py .bench-peers.json
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) build *.egg-info .bench-peers.json
+	rm -rf $(VENV) $(PEERS_VENV) build site *.egg-info .bench-peers.json

@@ -181,18 +181,22 @@ class SupervisorPolicy:
     children's names and restart types and the recent restart times, and
     `decide` turns a `ChildExit` and the current time into a `Decision`.
 
-    Args:
-        strategy: which children are restarted together.
-        intensity: how many restarts are allowed before giving up.
-        backoff: the delay schedule between restarts; None restarts at once.
-        rng: the source of backoff jitter; pass a seeded `random.Random` for
-            reproducible delays.
+    Its fields are also its constructor's arguments, in this order.
     """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
+    """Which children are restarted together."""
+
     intensity: RestartIntensity = attrs.field(factory=RestartIntensity)
+    """How many restarts are allowed before giving up."""
+
     backoff: Backoff | None = None
+    """The delay schedule between restarts; None restarts at once."""
+
     rng: random.Random | None = None
+    """The source of backoff jitter; pass a seeded `random.Random` for
+    reproducible delays (None: the `random` module's global generator)."""
+
     _children: dict[str, Restart] = attrs.field(init=False, factory=dict)
     _restarts: list[float] = attrs.field(init=False, factory=list)
 
