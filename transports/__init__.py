@@ -8,17 +8,25 @@ from ._abc import Delivery as Delivery
 from ._abc import PeerLost as PeerLost
 from ._abc import Transport as Transport
 from ._abc import TransportLink as TransportLink
+from ._exceptions import BrokerError as BrokerError
 from ._exceptions import NameClaimed as NameClaimed
+from ._exceptions import PacketTooLarge as PacketTooLarge
 from ._exceptions import SystemNameTaken as SystemNameTaken
 from ._exceptions import TransportError as TransportError
 from ._exceptions import UnknownRecipient as UnknownRecipient
 from ._memory import MemoryTransport as MemoryTransport
+from ._redis import RedisLinkStatistics as RedisLinkStatistics
+from ._redis import RedisTransport as RedisTransport
 
 __all__ = [
+    "BrokerError",
     "Delivery",
     "MemoryTransport",
     "NameClaimed",
+    "PacketTooLarge",
     "PeerLost",
+    "RedisLinkStatistics",
+    "RedisTransport",
     "SystemNameTaken",
     "Transport",
     "TransportError",

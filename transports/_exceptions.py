@@ -43,3 +43,34 @@ class SystemNameTaken(TransportError, ValueError):
     def __init__(self, system: str) -> None:
         self.system = system
         super().__init__(f"a system named {system!r} is already connected to this transport")
+
+
+class PacketTooLarge(TransportError, ValueError):
+    """A packet is larger than the transport carries.
+
+    Attributes:
+        size: the packet's size in bytes.
+        limit: the largest size the transport accepts.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"packet of {size} bytes exceeds the transport's limit of {limit} bytes; "
+            "raise max_packet_size or send less"
+        )
+
+
+class BrokerError(TransportError):
+    """The message broker (Redis) refused a command in a way retrying cannot mend.
+
+    Attributes:
+        command: the command's name.
+        message: the broker's error text.
+    """
+
+    def __init__(self, command: str, message: str) -> None:
+        self.command = command
+        self.message = message
+        super().__init__(f"redis refused {command!r}: {message}")

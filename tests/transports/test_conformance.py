@@ -1,0 +1,29 @@
+"""The link conformance suite (`transports.testing`) over every transport."""
+
+from __future__ import annotations
+
+import trio
+
+from transports import MemoryTransport, RedisTransport
+from transports.testing import check_transport
+
+
+async def test_memory_transport_conforms() -> None:
+    """MemoryTransport in its default mode passes the link conformance suite."""
+    with trio.fail_after(10):
+        await check_transport(MemoryTransport().connect, at_least_once=False)
+
+
+async def test_strict_memory_transport_conforms() -> None:
+    """MemoryTransport in strict mode passes the link conformance suite."""
+    with trio.fail_after(10):
+        await check_transport(MemoryTransport(strict=True).connect, at_least_once=False)
+
+
+async def test_redis_transport_conforms(redis_transport: RedisTransport) -> None:
+    """RedisTransport passes the link conformance suite, redelivery and size limit included."""
+    transport = redis_transport
+    with trio.fail_after(20):
+        await check_transport(
+            transport.connect, at_least_once=True, max_packet_size=transport.max_packet_size
+        )

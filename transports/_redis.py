@@ -1,0 +1,509 @@
+"""RedisTransport: actor systems in several processes and machines that share a Redis server.
+
+Theory of operation
+-------------------
+Each connected system is a *node*: node id = system name + ":" + a random incarnation, so a
+restarted process never inherits its predecessor's pending entries by accident. The key layout
+and the atomic steps (Lua scripts) are described in `transports._redis_scripts`; every key
+carries the hash tag `{namespace}`, so all multi-key commands stay in one cluster slot (one
+namespace lives on one cluster shard; use several namespaces to spread load).
+
+Rule 1 (liveness). A node keeps a heartbeat key whose TTL is 1.5 heartbeat periods and
+refreshes it every half period; the same script buries every node whose key expired: it frees
+its names and appends a `lost` notice to every other node's box. A node that dies is thus
+reported within two heartbeat periods (expiry after at most 1.5, noticed within another 0.5).
+A clean close buries the node at once with `crashed=0`.
+
+Rule 2 (delivery). Addressed packets go to the stream `inbox:<name>`, only if a live node
+holds the name (else `UnknownRecipient`). Each node reads, with one blocking XREADGROUP, its
+own box and the inboxes of the names it holds, as consumer `<node>` of the group
+`trio-actors`: no node reads another's traffic, and an actor that is slow to handle leaves its
+entries in Redis. `ack()` is XACK + XDEL in one script, so acknowledged entries are deleted and
+streams stay bounded. `send(..., ack=delivery)` appends the answer and acknowledges the settled
+entry in one script: both happen or neither does.
+
+Rule 3 (broadcast) uses the boxes, i.e. streams, not pub/sub: pub/sub is at-most-once, so a
+node reconnecting after a dropped connection or a Redis restart (with AOF) would miss registry
+events and peer notices. Box entries are acknowledged like inbox entries; a box is bounded by
+XADD MAXLEN ~ (only a node that stopped reading fills it). Reading boxes and inboxes in the same
+XREADGROUP lets a peer's `lost` notice be delivered after what that peer sent before leaving:
+entries of one read are merged by stream id, and a notice read in a batch that was cut short
+by COUNT waits for the next read.
+
+Rule 4 (reclaim). Pending entries are taken from a consumer only when its node's heartbeat has
+expired, checked and moved in the claim script (never on idle time alone, so a live slow
+consumer is never robbed). Moved entries are appended again, marked, and arrive at the name's
+new holder as `Delivery(reclaimed=True)`.
+
+Rule 5 (failures). Commands are retried on a new connection (backoff up to half a heartbeat
+period) until Redis acknowledges them: a send is never dropped, though it may be stored twice
+(at-least-once; the receiver drops duplicates by message id). After a reconnect the reader
+reads its own pending entries again and recreates groups on NOGROUP. If the heartbeat finds
+this node unregistered and Redis has a new run id, Redis restarted without its data: every
+known peer is reported `PeerLost(crashed=True, reason=...)` and the node registers again and
+claims its names again. Production Redis needs `appendonly yes` (and `appendfsync always` for
+no loss at all on a crash of Redis itself).
+
+Entries that cannot be read (fields missing) are counted, copied to `dead-letter` with their
+origin, and acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Final
+
+import attrs
+import trio
+from redis import exceptions as redis_exceptions
+
+from . import _redis_scripts as scripts
+from ._abc import Delivery, PeerLost, Transport, TransportLink
+from ._exceptions import (
+    BrokerError,
+    NameClaimed,
+    PacketTooLarge,
+    SystemNameTaken,
+    UnknownRecipient,
+)
+from ._nursery import open_service_nursery
+from ._redis_connection import RedisClient, open_redis_client
+from ._redis_reader import EntryReader, ReadBatch
+from ._resp import Command, CommandArg, RedisAddress
+
+logger = logging.getLogger(__name__)
+
+_GOODBYE_GRACE: Final = 2.0
+
+
+@attrs.frozen
+class RedisLinkStatistics:
+    """Counters of one Redis link."""
+
+    names: int
+    """Names the link holds."""
+    peers: int
+    """Other nodes seen alive at the last heartbeat."""
+    dead_letters: int
+    """Entries that could not be read and were moved to the dead-letter stream."""
+    reclaimed: int
+    """Entries this node took over from dead nodes when claiming names."""
+    connects: int
+    """Connections opened (both clients), reconnects included."""
+    redis_restarts: int
+    """Times Redis came back without this node's data (run id changed, data gone)."""
+
+
+@attrs.define(eq=False)
+class _RedisLink(TransportLink):
+    system: str
+    node: str
+    _transport: RedisTransport
+    _client: RedisClient
+    _reader_client: RedisClient
+    _queue_in: trio.MemorySendChannel[Delivery | PeerLost]
+    _queue_out: trio.MemoryReceiveChannel[Delivery | PeerLost]
+    carries_objects: bool = False
+    window: int = 1000
+    _names: set[str] = attrs.field(factory=set)
+    _outstanding: dict[str, set[bytes]] = attrs.field(factory=dict)
+    _peers: dict[str, str] = attrs.field(factory=dict)
+    _run_id: str = ""
+    _closed: bool = False
+    _halted: bool = False
+    _reclaimed: int = 0
+    _redis_restarts: int = 0
+    _reader: EntryReader | None = None
+    _tasks: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+    def __repr__(self) -> str:
+        state = "CLOSED" if self._closed else "OPEN"
+        return f"<RedisLink [{self.node!r}, {state}, names: {len(self._names)}]>"
+
+    @property
+    def _prefix(self) -> str:
+        return self._transport.prefix
+
+    def statistics(self) -> RedisLinkStatistics:
+        """Counters for monitoring and tests."""
+        return RedisLinkStatistics(
+            names=len(self._names),
+            peers=len(self._peers),
+            dead_letters=self._reader.dead_letters if self._reader is not None else 0,
+            reclaimed=self._reclaimed,
+            connects=self._client.connects + self._reader_client.connects,
+            redis_restarts=self._redis_restarts,
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError(f"link of system {self.system!r} is closed")
+
+    def _check_packet(self, packet: object) -> bytes:
+        if not isinstance(packet, bytes | bytearray | memoryview):
+            raise TypeError(f"a redis link carries bytes, got {type(packet).__name__!r}")
+        data = bytes(packet)
+        if len(data) > self._transport.max_packet_size:
+            raise PacketTooLarge(len(data), self._transport.max_packet_size)
+        return data
+
+    async def _run_scripts(
+        self, calls: Sequence[tuple[scripts.Script, Sequence[CommandArg]]]
+    ) -> list[object]:
+        """Run scripts in one round trip (loading them after NOSCRIPT); error replies raise."""
+        commands: list[Command] = [
+            ("EVALSHA", script.sha, 1, self._prefix + "nodes", self._prefix, *args)
+            for script, args in calls
+        ]
+        replies = await self._client.pipeline(commands)
+        if any(isinstance(reply, redis_exceptions.NoScriptError) for reply in replies):
+            # Redis restarted (or flushed its script cache): load them and run the rest again.
+            await self._client.pipeline([("SCRIPT", "LOAD", s.source) for s in scripts.ALL_SCRIPTS])
+            again = [
+                i for i, r in enumerate(replies) if isinstance(r, redis_exceptions.NoScriptError)
+            ]
+            for index, reply in zip(
+                again, await self._client.pipeline([commands[i] for i in again]), strict=True
+            ):
+                replies[index] = reply
+        for (script, _), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, redis_exceptions.RedisError):
+                raise BrokerError(f"EVALSHA {script.name}", str(reply)) from reply
+        return replies
+
+    async def _run_script(self, script: scripts.Script, *args: CommandArg) -> object:
+        (reply,) = await self._run_scripts([(script, args)])
+        return reply
+
+    async def _register(self) -> None:
+        reply = await self._run_script(
+            scripts.REGISTER, self.node, self.system, self._transport.ttl_ms
+        )
+        if isinstance(reply, list) and reply and reply[0] == b"taken":
+            raise SystemNameTaken(self.system)
+        self._run_id = self._client.run_id
+
+    async def claim(self, name: str) -> None:
+        """Take `name`; see `TransportLink.claim`."""
+        self._check_open()
+        await self._claim(name)
+
+    async def _claim(self, name: str) -> None:
+        while True:
+            reply = await self._run_script(
+                scripts.CLAIM, self.node, name, self._transport.max_reclaim
+            )
+            assert isinstance(reply, list) and reply
+            if reply[0] == b"ok":
+                self._names.add(name)
+                self._reclaimed += int(reply[1])
+                return
+            if reply[0] == b"taken":
+                raise NameClaimed(name, bytes(reply[1]).decode())
+            # b"gone": our node was buried (Redis lost its data, or we were too slow): come back.
+            await self._come_back("this node was not registered when it claimed a name")
+
+    async def release(self, name: str) -> None:
+        """Give up `name`; see `TransportLink.release`."""
+        self._check_open()
+        self._names.discard(name)
+        await self._run_script(scripts.RELEASE, self.node, name)
+
+    async def send(
+        self,
+        recipient: str,
+        packet: object,
+        *,
+        control: bool = False,
+        ack: Delivery | None = None,
+    ) -> None:
+        """Send to `recipient`'s stream; with `ack`, settle that delivery in the same step.
+
+        Control packets go to the holder's box, which is always read (never behind a full
+        inbox). A sent `ack` is settled atomically with the send; if the recipient is unknown,
+        neither happens.
+        """
+        self._check_open()
+        data = self._check_packet(packet)
+        args: list[CommandArg] = [recipient, self.system, data, "1" if control else "0"]
+        if ack is not None and ack.token is not None:
+            stream, entry_id = _token(ack)
+            args += [stream, entry_id]
+        if await self._run_script(scripts.SEND, *args) != 1:
+            raise UnknownRecipient(recipient)
+        if ack is not None and ack.token is not None:
+            self._settled(ack)
+
+    async def send_batch(
+        self, items: Sequence[tuple[str, object]], *, control: bool = False
+    ) -> None:
+        """Send every item in one round trip; see `TransportLink.send_batch`.
+
+        Raises:
+            UnknownRecipient: for the first unknown recipient; every other item was sent.
+        """
+        self._check_open()
+        flag = "1" if control else "0"
+        calls = [
+            (scripts.SEND, (recipient, self.system, self._check_packet(packet), flag))
+            for recipient, packet in items
+        ]
+        if not calls:
+            await trio.lowlevel.checkpoint()
+            return
+        replies = await self._run_scripts(calls)
+        for (recipient, _), reply in zip(items, replies, strict=True):
+            if reply != 1:
+                raise UnknownRecipient(recipient)
+
+    async def broadcast(self, packet: object) -> None:
+        """Append `packet` to every other node's box."""
+        self._check_open()
+        data = self._check_packet(packet)
+        await self._run_script(scripts.BROADCAST, self.node, self.system, data)
+
+    async def receive(self) -> Delivery | PeerLost:
+        """Wait for the next delivery or peer notice; see `TransportLink.receive`."""
+        try:
+            return await self._queue_out.receive()
+        except trio.ClosedResourceError:
+            raise trio.EndOfChannel from None
+
+    async def ack(self, delivery: Delivery) -> None:
+        """Acknowledge and delete `delivery`'s entry (a no-op for deliveries without token)."""
+        if delivery.token is None:
+            await trio.lowlevel.checkpoint()
+            return
+        stream, entry_id = _token(delivery)
+        if self._settled(delivery):
+            await self._run_script(scripts.ACK, stream, entry_id, self.node)
+        else:
+            await self._run_script(scripts.ACK, stream, entry_id)
+
+    def _settled(self, delivery: Delivery) -> bool:
+        """Free `delivery`'s place in its name's window; True if that reopened a full window."""
+        stream, entry_id = _token(delivery)
+        if delivery.recipient is None or stream != self._prefix + "inbox:" + delivery.recipient:
+            return False
+        outstanding = self._outstanding.get(delivery.recipient)
+        if outstanding is None or entry_id not in outstanding:
+            return False
+        was_full = len(outstanding) >= self.window
+        outstanding.discard(entry_id)
+        if not outstanding:
+            del self._outstanding[delivery.recipient]
+        return was_full
+
+    async def _heartbeat_loop(self) -> None:
+        period = self._transport.heartbeat / 2
+        while True:
+            reply = await self._run_script(scripts.HEARTBEAT, self.node, self._transport.ttl_ms)
+            assert isinstance(reply, list) and reply
+            registered = reply[0] == 1
+            self._peers = {
+                bytes(reply[i]).decode(): bytes(reply[i + 1]).decode()
+                for i in range(1, len(reply), 2)
+            }
+            if not registered:
+                await self._come_back("this node's registration was gone at its heartbeat")
+            await trio.sleep(period)
+
+    async def _come_back(self, why: str) -> None:
+        """Register again after our node's records vanished; report peers if Redis lost data."""
+        run_id = self._client.run_id
+        if run_id != self._run_id:
+            self._redis_restarts += 1
+            reason = (
+                f"redis restarted without persistence (run id {self._run_id} -> {run_id}); "
+                "what was in flight through it is lost"
+            )
+            logger.warning("node %r: %s", self.node, reason)
+            for system in sorted(set(self._peers.values())):
+                await self._queue_in.send(PeerLost(system, crashed=True, reason=reason))
+            self._peers.clear()
+        else:
+            logger.warning("node %r: %s (was it paused longer than its TTL?)", self.node, why)
+        await self._register()
+        for name in sorted(self._names):
+            try:
+                await self._claim(name)
+            except Exception as exc:  # NameClaimed: someone took it while we were away.
+                logger.warning("node %r could not take %r back: %s", self.node, name, exc)
+                self._names.discard(name)
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        inbox_prefix = self._prefix + "inbox:"
+        while True:
+            # A name whose window is full is left out: its entries wait in Redis, and the ack
+            # that frees room wakes this read.
+            room = {
+                name: self.window - len(self._outstanding.get(name, ()))
+                for name in sorted(self._names)
+            }
+            open_names = [name for name, free in room.items() if free > 0]
+            streams = [self._prefix + "box:" + self.node] + [inbox_prefix + n for n in open_names]
+            count = min([self._transport.read_count, *(room[n] for n in open_names)])
+            batch: ReadBatch = await self._reader.read(streams, count)
+            for item in batch.items:
+                if isinstance(item, Delivery) and item.recipient is not None:
+                    stream, entry_id = _token(item)
+                    if stream == inbox_prefix + item.recipient:
+                        self._outstanding.setdefault(item.recipient, set()).add(entry_id)
+                await self._queue_in.send(item)
+            if batch.internal_acks:
+                await self._run_scripts([(scripts.ACK, token) for token in batch.internal_acks])
+
+    async def _run_background(self) -> None:
+        with self._tasks:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._heartbeat_loop)
+                nursery.start_soon(self._read_loop)
+
+    def _halt(self) -> None:
+        """Stop heartbeats and reading and skip the goodbye, as if the process was killed.
+
+        For tests of crash detection: peers see this node's heartbeat lapse.
+        """
+        self._halted = True
+        self._tasks.cancel()
+
+
+def _token(delivery: Delivery) -> tuple[str, bytes]:
+    token = delivery.token
+    if (
+        not isinstance(token, tuple)
+        or len(token) != 2
+        or not isinstance(token[0], str)
+        or not isinstance(token[1], bytes)
+    ):
+        raise ValueError(f"not a delivery of a redis link: {delivery!r}")
+    return token[0], token[1]
+
+
+class RedisTransport(Transport):
+    """Connects actor systems that share a Redis server (or a Redis Cluster).
+
+    Args:
+        url: `redis://[[user]:password@]host[:port][/db]`, or `rediss://...` for TLS.
+        namespace: prefix (and cluster hash tag) of every key; systems see each other only
+            within one namespace.
+        heartbeat: seconds between heartbeats; a dead node is reported within two periods.
+        max_packet_size: the largest packet in bytes; larger ones raise `PacketTooLarge`.
+        ssl_context: for `rediss://` (default: the system's trusted certificates).
+        window: most unacknowledged ordinary deliveries handed over per name; past it, the
+            name's entries wait in Redis.
+        read_count: entries read per stream in one XREADGROUP.
+        max_reclaim: most pending entries taken over from dead consumers per claim.
+
+    Raises:
+        ValueError: if a number is out of range.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "trio-actors",
+        heartbeat: float = 1.0,
+        max_packet_size: int = 16 * 1024 * 1024,
+        ssl_context: ssl.SSLContext | None = None,
+        window: int = 1000,
+        read_count: int = 256,
+        max_reclaim: int = 10_000,
+    ) -> None:
+        if heartbeat <= 0:
+            raise ValueError(f"heartbeat must be > 0, got {heartbeat!r}")
+        if max_packet_size <= 0:
+            raise ValueError(f"max_packet_size must be > 0, got {max_packet_size!r}")
+        if window <= 0:
+            raise ValueError(f"window must be > 0, got {window!r}")
+        if read_count <= 0:
+            raise ValueError(f"read_count must be > 0, got {read_count!r}")
+        if any(character in namespace for character in "{}"):
+            raise ValueError(f"namespace must not contain braces, got {namespace!r}")
+        self.address = RedisAddress.from_url(url)
+        self.namespace = namespace
+        self.heartbeat = heartbeat
+        self.max_packet_size = max_packet_size
+        self.ssl_context = ssl_context
+        self.window = window
+        self.read_count = read_count
+        self.max_reclaim = max_reclaim
+        self.prefix = "{" + namespace + "}:"
+
+    def __repr__(self) -> str:
+        return (
+            f"<RedisTransport [{self.address.host}:{self.address.port}/{self.address.db}, "
+            f"namespace={self.namespace!r}, heartbeat={self.heartbeat}]>"
+        )
+
+    @property
+    def ttl_ms(self) -> int:
+        """The heartbeat key's TTL: 1.5 heartbeat periods, in milliseconds."""
+        return max(1, round(self.heartbeat * 1500))
+
+    @asynccontextmanager
+    async def connect(self, system: str) -> AsyncIterator[TransportLink]:
+        """Register `system` as a node and open its link; leaving says goodbye to the peers.
+
+        Raises:
+            SystemNameTaken: if a live node already uses `system`.
+            BrokerError: if Redis refused the login or a script.
+
+        Cancellation: both halves; the goodbye runs shielded for at most 2 seconds.
+        """
+        node = f"{system}:{secrets.token_hex(4)}"
+        backoff = min(1.0, self.heartbeat / 2)
+        async with (
+            open_redis_client(
+                self.address,
+                name=f"trio-actors:{node}",
+                ssl_context=self.ssl_context,
+                max_backoff=backoff,
+            ) as client,
+            open_redis_client(
+                self.address,
+                name=f"trio-actors:{node}:reader",
+                ssl_context=self.ssl_context,
+                max_backoff=backoff,
+            ) as reader_client,
+        ):
+            queue_in, queue_out = trio.open_memory_channel[Delivery | PeerLost](self.read_count)
+            link = _RedisLink(
+                system, node, self, client, reader_client, queue_in, queue_out, window=self.window
+            )
+            link._reader = EntryReader(
+                reader_client,
+                client,
+                self.prefix,
+                node,
+                self.read_count,
+                block_ms=max(10, round(self.heartbeat * 1000)),
+            )
+            await link._register()
+            crashed, reason = False, "closed"
+            try:
+                async with open_service_nursery() as nursery:
+                    nursery.start_soon(link._run_background)
+                    try:
+                        yield link
+                    except trio.Cancelled:
+                        raise
+                    except BaseException as exc:
+                        crashed, reason = True, f"system ended by {type(exc).__name__}"
+                        raise
+                    finally:
+                        nursery.cancel_scope.cancel(reason="redis link closing")
+            finally:
+                link._closed = True
+                queue_in.close()
+                if not link._halted:
+                    with trio.CancelScope(shield=True), trio.move_on_after(_GOODBYE_GRACE):
+                        await link._run_script(
+                            scripts.GOODBYE, node, "1" if crashed else "0", reason
+                        )
