@@ -87,6 +87,7 @@ async def test_sensor_controller_survives_crashes_without_hanging(
         ("local_handoff", "support  > Glad to help"),
         ("parallel_debate", "moderator: synthesis"),
         ("sensor_controller", "never a hang"),
+        ("code_assistant", "(the blocking call alone takes 30 s)"),
     ],
 )
 def test_example_runs_as_a_program(example: str, expected: str) -> None:
