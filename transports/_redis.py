@@ -303,37 +303,41 @@ class _RedisLink(TransportLink):
         while True:
             reply = await self._run_script(scripts.HEARTBEAT, self.node, self._transport.ttl_ms)
             assert isinstance(reply, list) and reply
-            registered = reply[0] == 1
+            if reply[0] != 1:
+                # Keep the peers we knew: if Redis lost its data they are the ones to report.
+                await self._come_back("this node's registration was gone at its heartbeat")
+                continue
             self._peers = {
                 bytes(reply[i]).decode(): bytes(reply[i + 1]).decode()
                 for i in range(1, len(reply), 2)
             }
-            if not registered:
-                await self._come_back("this node's registration was gone at its heartbeat")
             await trio.sleep(period)
 
     async def _come_back(self, why: str) -> None:
         """Register again after our node's records vanished; report peers if Redis lost data."""
         run_id = self._client.run_id
-        if run_id != self._run_id:
+        lost_data = run_id != self._run_id
+        if lost_data:
             self._redis_restarts += 1
             reason = (
                 f"redis restarted without persistence (run id {self._run_id} -> {run_id}); "
                 "what was in flight through it is lost"
             )
             logger.warning("node %r: %s", self.node, reason)
-            for system in sorted(set(self._peers.values())):
-                await self._queue_in.send(PeerLost(system, crashed=True, reason=reason))
-            self._peers.clear()
         else:
             logger.warning("node %r: %s (was it paused longer than its TTL?)", self.node, why)
+        # Our own names first, so that peers told below can reach us again soon.
         await self._register()
         for name in sorted(self._names):
             try:
                 await self._claim(name)
-            except Exception as exc:  # NameClaimed: someone took it while we were away.
+            except NameClaimed as exc:  # someone took it while we were away
                 logger.warning("node %r could not take %r back: %s", self.node, name, exc)
                 self._names.discard(name)
+        if lost_data:
+            for system in sorted(set(self._peers.values())):
+                await self._queue_in.send(PeerLost(system, crashed=True, reason=reason))
+            self._peers.clear()
 
     async def _read_loop(self) -> None:
         assert self._reader is not None

@@ -140,10 +140,8 @@ def pack_commands(commands: Iterable[Command]) -> bytes:
     for command in commands:
         if not command:
             raise ValueError("a command needs at least its name")
-        # Pass the name as bytes: redis-py splits a str name on spaces ("CONFIG GET").
-        name = command[0]
-        head = name.encode() if isinstance(name, str) else name
-        chunks.extend(bytes(chunk) for chunk in _SERIALIZER.pack(head, *command[1:]))
+        # redis-py splits a name with spaces into words, so ("CONFIG GET", "x") works too.
+        chunks.extend(bytes(chunk) for chunk in _SERIALIZER.pack(*command))
     return b"".join(chunks)
 
 
