@@ -55,7 +55,9 @@ class PacketTooLarge(TransportError, ValueError):
 
     def __init__(self, size: int, limit: int) -> None:
         self.size = size
+        """The packet's size in bytes."""
         self.limit = limit
+        """The largest size the transport accepts."""
         super().__init__(
             f"packet of {size} bytes exceeds the transport's limit of {limit} bytes; "
             "raise max_packet_size or send less"
@@ -72,5 +74,7 @@ class BrokerError(TransportError):
 
     def __init__(self, command: str, message: str) -> None:
         self.command = command
+        """The command's name."""
         self.message = message
+        """The broker's error text."""
         super().__init__(f"redis refused {command!r}: {message}")

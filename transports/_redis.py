@@ -431,14 +431,23 @@ class RedisTransport(Transport):
         if any(character in namespace for character in "{}"):
             raise ValueError(f"namespace must not contain braces, got {namespace!r}")
         self.address = RedisAddress.from_url(url)
+        """The server (host, port, credentials, db) read from `url`."""
         self.namespace = namespace
+        """Systems see each other only within one namespace."""
         self.heartbeat = heartbeat
+        """Seconds between heartbeats (refreshed every half period, TTL 1.5 periods)."""
         self.max_packet_size = max_packet_size
+        """The largest packet in bytes."""
         self.ssl_context = ssl_context
+        """The TLS context for `rediss://` (None: the system's defaults)."""
         self.window = window
+        """Most unacknowledged ordinary deliveries handed over per name."""
         self.read_count = read_count
+        """Entries read per stream in one XREADGROUP."""
         self.max_reclaim = max_reclaim
+        """Most pending entries taken over from dead consumers per claim."""
         self.prefix = "{" + namespace + "}:"
+        """The prefix of every key: the namespace as a cluster hash tag."""
 
     def __repr__(self) -> str:
         return (
