@@ -42,6 +42,13 @@ logger = logging.getLogger(__name__)
 
 _READ_SIZE: Final = 65536
 
+# Error replies meaning the command did not run and may simply be sent again a little later.
+_NOT_RUN: Final = (
+    redis_exceptions.BusyLoadingError,
+    redis_exceptions.TryAgainError,
+    redis_exceptions.ClusterDownError,
+)
+
 
 @attrs.define(eq=False)
 class _Request:
@@ -365,8 +372,11 @@ class RedisClient:
     ) -> list[object]:
         """Run commands in one write, reconnecting as needed; replies (errors as instances).
 
-        A `MOVED` reply to the first command sends the whole pipeline to the named server
-        (our keys share one hash slot, so the pipeline belongs there as a whole).
+        Redis Cluster: a `MOVED` reply sends the pipeline to the named node, which the client
+        uses from then on (the transport's keys share one hash slot, so a pipeline belongs to
+        one node as a whole); an `ASK` reply runs the asked commands once on the named node,
+        after `ASKING`. Replies meaning nothing ran (LOADING, TRYAGAIN, CLUSTERDOWN) are
+        retried after 50 ms.
         """
         while True:
             connection = await self.connection()
@@ -380,18 +390,35 @@ class RedisClient:
                 if self._closed or not retry:
                     raise
                 continue
-            if retry and any(isinstance(r, redis_exceptions.BusyLoadingError) for r in replies):
-                # Redis is loading its data after a restart: the commands did not run.
+            if any(isinstance(reply, _NOT_RUN) for reply in replies):
+                # Redis is loading its data, or the cluster is changing: nothing ran, so trying
+                # again is safe whatever `retry` says.
                 await trio.sleep(0.05)
                 continue
             moved = next((r for r in replies if isinstance(r, redis_exceptions.MovedError)), None)
-            if moved is None:
-                return replies
-            logger.info("redis cluster moved our slot to %s:%s", moved.host, moved.port)
-            self.address = self.address.with_endpoint(moved.host, int(moved.port))
-            connection.close()
-            if not retry:
-                return replies
+            if moved is not None:
+                # The slot lives on another node now: go there for good (nothing ran here).
+                logger.info("redis cluster moved our slot to %s:%s", moved.host, moved.port)
+                self.address = self.address.with_endpoint(moved.host, int(moved.port))
+                connection.close()
+                continue
+            asked = [i for i, r in enumerate(replies) if isinstance(r, redis_exceptions.AskError)]
+            if asked:
+                replies = list(replies)
+                answers = await self._ask([commands[i] for i in asked], replies[asked[0]])
+                for index, answer in zip(asked, answers, strict=True):
+                    replies[index] = answer
+            return replies
+
+    async def _ask(self, commands: Sequence[Command], error: object) -> list[object]:
+        """Run commands once on the node an ASK redirection names (a slot being migrated)."""
+        assert isinstance(error, redis_exceptions.AskError)
+        target = self.address.with_endpoint(error.host, int(error.port))
+        async with open_redis_connection(target, ssl_context=self._ssl_context) as connection:
+            replies = await connection.pipeline(
+                [part for command in commands for part in (("ASKING",), command)]
+            )
+        return replies[1::2]
 
     def drop(self) -> None:
         """Close the current connection (the next call opens a new one)."""

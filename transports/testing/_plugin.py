@@ -7,6 +7,7 @@
   `@pytest.mark.redis_server(appendonly=True)`.
 - `redis_transport`: a `RedisTransport` on `redis_server`, in a namespace of its own, with a
   0.2 s heartbeat so that crash detection stays quick.
+- `redis_cluster`: a three-node Redis Cluster (see `transports.testing.start_redis_cluster`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol
 import pytest
 
 from .._redis import RedisTransport
-from ._server import RedisServer, start_redis_server
+from ._server import RedisCluster, RedisServer, start_redis_cluster, start_redis_server
 
 TEST_HEARTBEAT = 0.2
 """The heartbeat period of `redis_transport`, in seconds."""
@@ -76,3 +77,15 @@ def redis_transport(redis_server: RedisServer) -> RedisTransport:
     return RedisTransport(
         redis_server.url, namespace=f"test-{secrets.token_hex(4)}", heartbeat=TEST_HEARTBEAT
     )
+
+
+@pytest.fixture
+async def redis_cluster(tmp_path: Path) -> AsyncIterator[RedisCluster]:
+    """A three-node Redis Cluster on loopback (masters only), stopped at teardown."""
+    directory = tmp_path / "redis-cluster"
+    directory.mkdir()
+    cluster = await start_redis_cluster(directory)
+    try:
+        yield cluster
+    finally:
+        await cluster.stop()

@@ -10,6 +10,7 @@ nothing that Redis acknowledged).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,7 +21,11 @@ from pathlib import Path
 import attrs
 import trio
 
-from .._resp import RedisAddress, ReplyParser, Signal, pack_commands
+from .._redis_connection import open_redis_connection
+from .._resp import RedisAddress, ReplyParser, Signal, pack_commands, parse_info
+
+CLUSTER_SLOTS = 16384
+"""Hash slots of a Redis Cluster."""
 
 
 class RedisServerUnavailable(RuntimeError):
@@ -50,6 +55,23 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_cluster_port(taken: set[int]) -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = random.randrange(20_000, 30_000)
+        if port not in taken and _port_is_free(port) and _port_is_free(port + 10_000):
+            return port
 
 
 @attrs.define(eq=False)
@@ -203,3 +225,78 @@ async def start_redis_server(
         )
     await server.start()
     return server
+
+
+@attrs.define(eq=False)
+class RedisCluster:
+    """A Redis Cluster of masters on loopback, for tests. Create with `start_redis_cluster`."""
+
+    servers: list[RedisServer]
+    """Its nodes; node i serves the i-th equal share of the hash slots."""
+
+    def __repr__(self) -> str:
+        return f"<RedisCluster [{len(self.servers)} nodes, {self.url}]>"
+
+    @property
+    def url(self) -> str:
+        """The first node's URL: clients follow MOVED from there."""
+        return self.servers[0].url
+
+    async def stop(self) -> None:
+        """Stop every node."""
+        for server in self.servers:
+            await server.stop()
+
+
+async def start_redis_cluster(directory: Path, *, nodes: int = 3) -> RedisCluster:
+    """Start `nodes` `redis-server --cluster-enabled yes` processes and join them.
+
+    The nodes meet with CLUSTER MEET and share the slots with CLUSTER ADDSLOTS (no redis-cli
+    needed); this returns once every node reports `cluster_state:ok`.
+
+    Raises:
+        RedisServerUnavailable: if there is no redis-server binary (a shared REDIS_URL server
+            cannot form a cluster).
+    """
+    executable = find_redis_server()
+    if executable is None:
+        raise RedisServerUnavailable
+    servers: list[RedisServer] = []
+    ports: set[int] = set()
+    try:
+        for index in range(nodes):
+            port = _free_cluster_port(ports)
+            ports.add(port)
+            node_directory = directory / f"node-{index}"
+            node_directory.mkdir()
+            server = RedisServer(
+                f"redis://127.0.0.1:{port}",
+                executable,
+                node_directory,
+                extra_args=("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
+            )
+            servers.append(server)
+            await server.start()
+        share = -(-CLUSTER_SLOTS // nodes)
+        async with open_redis_connection(servers[0].url) as connection:
+            for other in servers[1:]:
+                await connection.execute("CLUSTER", "MEET", "127.0.0.1", other.port)
+        for index, server in enumerate(servers):
+            first, last = index * share, min(CLUSTER_SLOTS, (index + 1) * share) - 1
+            async with open_redis_connection(server.url) as connection:
+                await connection.execute("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+        with trio.fail_after(20):
+            for server in servers:
+                async with open_redis_connection(server.url) as connection:
+                    while True:
+                        info = parse_info(await connection.execute("CLUSTER", "INFO"))
+                        if info.get("cluster_state") == "ok" and info.get(
+                            "cluster_known_nodes"
+                        ) == str(nodes):
+                            break
+                        await trio.sleep(0.05)
+    except BaseException:
+        for server in servers:
+            await server.stop()
+        raise
+    return RedisCluster(servers)
