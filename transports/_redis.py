@@ -208,9 +208,11 @@ class _RedisLink(TransportLink):
             await self._come_back("this node was not registered when it claimed a name")
 
     async def release(self, name: str) -> None:
-        """Give up `name`; see `TransportLink.release`."""
-        self._check_open()
+        """Give up `name`; see `TransportLink.release` (a no-op once the link is closed)."""
         self._names.discard(name)
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
         await self._run_script(scripts.RELEASE, self.node, name)
 
     async def send(
@@ -235,8 +237,8 @@ class _RedisLink(TransportLink):
             args += [stream, entry_id]
         if await self._run_script(scripts.SEND, *args) != 1:
             raise UnknownRecipient(recipient)
-        if ack is not None and ack.token is not None:
-            self._settled(ack)
+        if ack is not None and ack.token is not None and self._settled(ack):
+            await self._wake_reader()
 
     async def send_batch(
         self, items: Sequence[tuple[str, object]], *, control: bool = False
@@ -275,14 +277,19 @@ class _RedisLink(TransportLink):
 
     async def ack(self, delivery: Delivery) -> None:
         """Acknowledge and delete `delivery`'s entry (a no-op for deliveries without token)."""
-        if delivery.token is None:
+        if delivery.token is None or self._closed:
+            # After close the entry stays pending: it goes to the name's next holder, marked
+            # reclaimed, once this node's heartbeat is gone.
             await trio.lowlevel.checkpoint()
             return
         stream, entry_id = _token(delivery)
+        await self._run_script(scripts.ACK, stream, entry_id)
         if self._settled(delivery):
-            await self._run_script(scripts.ACK, stream, entry_id, self.node)
-        else:
-            await self._run_script(scripts.ACK, stream, entry_id)
+            await self._wake_reader()
+
+    async def _wake_reader(self) -> None:
+        """End the reader's blocking read, so that it reads a name whose window reopened."""
+        await self._client.execute("XADD", self._prefix + "box:" + self.node, "*", "kind", "wake")
 
     def _settled(self, delivery: Delivery) -> bool:
         """Free `delivery`'s place in its name's window; True if that reopened a full window."""
@@ -316,7 +323,9 @@ class _RedisLink(TransportLink):
     async def _come_back(self, why: str) -> None:
         """Register again after our node's records vanished; report peers if Redis lost data."""
         run_id = self._client.run_id
-        lost_data = run_id != self._run_id
+        # An unknown run id (INFO refused to the ACL user) counts as lost data: failing jobs
+        # in flight is better than leaving them waiting for answers that will never come.
+        lost_data = run_id != self._run_id or not run_id
         if lost_data:
             self._redis_restarts += 1
             reason = (

@@ -74,7 +74,8 @@ class RedisConnection:
     _broken: BaseException | None = None
     _finished: trio.Event = attrs.field(factory=trio.Event)
     run_id: str = ""
-    """The server's run id, read at connect: a new one means Redis restarted."""
+    """The server's run id, read at connect: a new one means Redis restarted ('' if unknown,
+    when INFO is refused to the ACL user)."""
 
     def __repr__(self) -> str:
         state = "CLOSED" if self._closed else "OPEN"
@@ -233,15 +234,18 @@ async def _open_stream(
 
 
 async def _login(connection: RedisConnection, name: str | None) -> None:
-    commands = connection.address.login_commands()
+    login = connection.address.login_commands()
+    extras: list[Command] = [("INFO", "server")]
     if name is not None:
-        commands.append(("CLIENT", "SETNAME", name))
-    commands.append(("INFO", "server"))
-    replies = await connection.pipeline(commands)
-    for command, reply in zip(commands, replies, strict=True):
+        extras.append(("CLIENT", "SETNAME", name))
+    replies = await connection.pipeline([*login, *extras])
+    for command, reply in zip(login, replies, strict=False):
         if isinstance(reply, redis_exceptions.RedisError):
             raise BrokerError(str(command[0]), str(reply)) from reply
-    connection.run_id = parse_info(replies[-1]).get("run_id", "")
+    # INFO and CLIENT SETNAME may be refused to a restricted ACL user; neither is essential.
+    info = replies[len(login)]
+    if isinstance(info, bytes):
+        connection.run_id = parse_info(info).get("run_id", "")
 
 
 @asynccontextmanager

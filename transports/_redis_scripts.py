@@ -253,11 +253,9 @@ return 1
 ACK: Final = _script(
     "ack",
     """
--- ARGV: stream, id[, node to wake]. Acknowledges and deletes the entry, so streams stay
--- bounded; wakes the node's reader when the ack reopened a full window.
+-- ARGV: stream, id. Acknowledges and deletes the entry, so streams stay bounded.
 redis.call('XACK', ARGV[2], group, ARGV[3])
 redis.call('XDEL', ARGV[2], ARGV[3])
-if ARGV[4] then redis.call('XADD', box_key(ARGV[4]), '*', 'kind', 'wake') end
 return 1
 """,
 )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 import trio
 
@@ -280,3 +284,111 @@ async def test_redis_restart_without_persistence_reports_peers(
                 except UnknownRecipient:
                     await trio.sleep(0.02)
             assert (await _delivery(b)).packet == b"after the restart"
+
+
+async def test_reader_reconnects_and_rereads_its_pending_entries(
+    redis_server: RedisServer,
+) -> None:
+    """When the reading connection is killed, the link reconnects, reads its unacknowledged
+    entries again (at-least-once) and goes on receiving."""
+    transport = _transport(redis_server)
+    with trio.fail_after(10):
+        async with transport.connect("a") as a, transport.connect("b") as b:
+            await b.claim("inbox")
+            await a.send("inbox", b"first")
+            first = await _delivery(b)
+            clients = await _redis(redis_server, "CLIENT", "LIST")
+            assert isinstance(clients, bytes)
+            reader_name = f"name=trio-actors:{b.node}:reader".encode()  # type: ignore[attr-defined]
+            (line,) = [line for line in clients.splitlines() if reader_name in line.split()]
+            client_id = line.split()[0].removeprefix(b"id=")
+            assert await _redis(redis_server, "CLIENT", "KILL", "ID", client_id) == 1
+            again = await _delivery(b)
+            assert (again.packet, again.token) == (first.packet, first.token)
+            await b.ack(again)
+            await a.send("inbox", b"second")
+            assert (await _delivery(b)).packet == b"second"
+
+
+async def test_lost_group_is_created_again(redis_server: RedisServer) -> None:
+    """A stream whose consumer group vanished (NOGROUP) gets it back; delivery goes on."""
+    transport = _transport(redis_server)
+    with trio.fail_after(10):
+        async with transport.connect("a") as a, transport.connect("b") as b:
+            await b.claim("inbox")
+            await _redis(redis_server, "XGROUP", "DESTROY", "{test}:inbox:inbox", "trio-actors")
+            await a.send("inbox", b"after")
+            assert (await _delivery(b)).packet == b"after"
+
+
+async def test_restarted_system_takes_its_name_after_the_old_heartbeat_expires(
+    redis_server: RedisServer,
+) -> None:
+    """A system restarted under the same name is refused while its predecessor's heartbeat
+    lives, then connects; peers hear that the predecessor crashed."""
+    transport = _transport(redis_server)
+    with trio.fail_after(10):
+        async with transport.connect("watcher") as watcher:
+            async with transport.connect("worker") as old:
+                old._halt()  # type: ignore[attr-defined]
+                with pytest.raises(SystemNameTaken):
+                    async with transport.connect("worker"):
+                        pass
+            while True:
+                try:
+                    async with transport.connect("worker") as new:
+                        await new.claim("worker-actor")
+                        break
+                except SystemNameTaken:
+                    await trio.sleep(HEARTBEAT / 4)
+            notice = await _peer_lost(watcher)
+            assert (notice.system, notice.crashed) == ("worker", True)
+
+
+_CHILD = """
+import sys, trio
+from transports import RedisTransport
+
+async def main():
+    transport = RedisTransport(sys.argv[1], namespace="test", heartbeat=float(sys.argv[2]))
+    async with transport.connect("child") as link:
+        await link.claim("child-actor")
+        print("ready", flush=True)
+        await trio.sleep_forever()
+
+trio.run(main)
+"""
+
+
+async def test_killed_process_is_reported_within_two_heartbeats(
+    redis_server: RedisServer,
+) -> None:
+    """A process killed with SIGKILL (no goodbye) is reported crashed within two periods."""
+    transport = _transport(redis_server)
+    with trio.fail_after(20):
+        async with transport.connect("watcher") as watcher:
+            child = await trio.lowlevel.open_process(
+                [sys.executable, "-c", _CHILD, redis_server.url, str(HEARTBEAT)],
+                stdout=subprocess.PIPE,
+            )
+            try:
+                assert child.stdout is not None
+                output = b""
+                while b"ready" not in output:
+                    chunk = await child.stdout.receive_some()
+                    assert chunk, "the child process ended before it was ready"
+                    output += chunk
+                await trio.sleep(HEARTBEAT)  # the watcher has seen the child alive
+                child.send_signal(signal.SIGKILL)
+                killed_at = trio.current_time()
+                notice = await _peer_lost(watcher)
+                elapsed = trio.current_time() - killed_at
+            finally:
+                child.kill()
+                await child.wait()
+                if child.stdout is not None:
+                    await child.stdout.aclose()
+            assert (notice.system, notice.crashed) == ("child", True)
+            assert elapsed < 2 * HEARTBEAT + 0.3, elapsed
+            with pytest.raises(UnknownRecipient):
+                await watcher.send("child-actor", b"too late")
