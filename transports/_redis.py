@@ -111,6 +111,8 @@ class _RedisLink(TransportLink):
     window: int = 1000
     _names: set[str] = attrs.field(factory=set)
     _outstanding: dict[str, set[bytes]] = attrs.field(factory=dict)
+    _ack_buffer: dict[str, list[bytes]] = attrs.field(factory=dict)
+    _acks_waiting: trio.Event = attrs.field(factory=trio.Event)
     _peers: dict[str, str] = attrs.field(factory=dict)
     _run_id: str = ""
     _closed: bool = False
@@ -283,9 +285,35 @@ class _RedisLink(TransportLink):
             await trio.lowlevel.checkpoint()
             return
         stream, entry_id = _token(delivery)
-        await self._run_script(scripts.ACK, stream, entry_id)
+        # Acknowledgements are written by `_flush_acks` in batches (one MULTI/EXEC of XACK and
+        # XDEL per stream): a delivery whose ack was not written yet when the node died is
+        # delivered again (at-least-once), which the receiver must tolerate anyway.
+        self._ack_buffer.setdefault(stream, []).append(entry_id)
+        self._acks_waiting.set()
         if self._settled(delivery):
             await self._wake_reader()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def _flush_acks_loop(self) -> None:
+        while True:
+            await self._acks_waiting.wait()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        """Write every buffered acknowledgement, XACK then XDEL atomically per stream."""
+        self._acks_waiting = trio.Event()
+        buffered, self._ack_buffer = self._ack_buffer, {}
+        commands: list[Command] = []
+        for stream, entry_ids in buffered.items():
+            commands += [
+                ("MULTI",),
+                ("XACK", stream, scripts.GROUP, *entry_ids),
+                ("XDEL", stream, *entry_ids),
+                ("EXEC",),
+            ]
+        if commands:
+            await self._client.pipeline(commands)
 
     async def _wake_reader(self) -> None:
         """End the reader's blocking read, so that it reads a name whose window reopened."""
@@ -376,6 +404,7 @@ class _RedisLink(TransportLink):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._heartbeat_loop)
                 nursery.start_soon(self._read_loop)
+                nursery.start_soon(self._flush_acks_loop)
 
     def _halt(self) -> None:
         """Stop heartbeats and reading and skip the goodbye, as if the process was killed.
@@ -526,6 +555,7 @@ class RedisTransport(Transport):
                 queue_in.close()
                 if not link._halted:
                     with trio.CancelScope(shield=True), trio.move_on_after(_GOODBYE_GRACE):
+                        await link._flush_acks()
                         await link._run_script(
                             scripts.GOODBYE, node, "1" if crashed else "0", reason
                         )

@@ -326,6 +326,10 @@ class RedisClient:
             trio.ClosedResourceError: if the client was closed.
             BrokerError: if the server refused the login (retrying cannot mend that).
         """
+        connection = self._connection
+        if connection is not None and not connection.closed:
+            # The common case, without the lock: callers are many, reconnects rare.
+            return connection
         async with self._lock:
             delay = 0.05
             while not self._connected():

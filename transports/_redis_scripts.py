@@ -42,11 +42,14 @@ class Script:
     """What it does, for logs and errors."""
     source: str
     """The Lua source."""
-
-    @property
-    def sha(self) -> str:
-        """The SHA1 of the source, as Redis names cached scripts."""
-        return hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+    sha: str = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest(),
+            takes_self=True,
+        ),
+    )
+    """The SHA1 of the source, as Redis names cached scripts."""
 
 
 _PREAMBLE: Final = f"""

@@ -114,6 +114,11 @@ async def test_acked_entries_are_deleted_so_streams_stay_bounded(
                     )
                 await wait_acked(total)
                 nursery.cancel_scope.cancel()
+            # Acks are written in batches just after ack() returns: wait for the last one.
+            for _ in range(100):
+                if await probe.execute("XLEN", "{test}:inbox:sink") == 0:
+                    break
+                await trio.sleep(0.01)
             assert await probe.execute("XLEN", "{test}:inbox:sink") == 0
     assert longest <= batch, longest
 
