@@ -18,9 +18,13 @@ Rule 2 (delivery). Addressed packets go to the stream `inbox:<name>`, only if a 
 holds the name (else `UnknownRecipient`). Each node reads, with one blocking XREADGROUP, its
 own box and the inboxes of the names it holds, as consumer `<node>` of the group
 `trio-actors`: no node reads another's traffic, and an actor that is slow to handle leaves its
-entries in Redis. `ack()` is XACK + XDEL in one script, so acknowledged entries are deleted and
-streams stay bounded. `send(..., ack=delivery)` appends the answer and acknowledges the settled
-entry in one script: both happen or neither does.
+entries in Redis. Acknowledgements are buffered and written in batches by one task, XACK and
+XDEL in one MULTI/EXEC per stream, so acknowledged entries are deleted and streams stay bounded;
+an ack not yet written when the node dies only means one more delivery (at-least-once).
+`send(..., ack=delivery)` appends the answer and acknowledges the settled entry in one script:
+both happen or neither does. The window (`window` unacknowledged deliveries per name) is kept
+by leaving a full name's stream out of the read; control packets go to the holder's box
+instead of the name's inbox, so they never wait behind a full window.
 
 Rule 3 (broadcast) uses the boxes, i.e. streams, not pub/sub: pub/sub is at-most-once, so a
 node reconnecting after a dropped connection or a Redis restart (with AOF) would miss registry
