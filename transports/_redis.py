@@ -125,6 +125,9 @@ class _RedisLink(TransportLink):
     _redis_restarts: int = 0
     _reader: EntryReader | None = None
     _tasks: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _background: trio.Nursery | None = None
+    _coming_back: trio.Lock = attrs.field(factory=trio.Lock)
+    _recoveries: int = 0
 
     def __repr__(self) -> str:
         state = "CLOSED" if self._closed else "OPEN"
@@ -198,7 +201,8 @@ class _RedisLink(TransportLink):
         self._check_open()
         await self._claim(name)
 
-    async def _claim(self, name: str) -> None:
+    async def _claim(self, name: str, *, recover: bool = True) -> bool:
+        """Claim `name`; False if our node is not registered and `recover` is False."""
         while True:
             reply = await self._run_script(
                 scripts.CLAIM, self.node, name, self._transport.max_reclaim
@@ -207,10 +211,12 @@ class _RedisLink(TransportLink):
             if reply[0] == b"ok":
                 self._names.add(name)
                 self._reclaimed += int(reply[1])
-                return
+                return True
             if reply[0] == b"taken":
                 raise NameClaimed(name, bytes(reply[1]).decode())
-            # b"gone": our node was buried (Redis lost its data, or we were too slow): come back.
+            # b"gone": our node was buried (Redis lost its data, or we were too slow).
+            if not recover:
+                return False
             await self._come_back("this node was not registered when it claimed a name")
 
     async def release(self, name: str) -> None:
@@ -316,8 +322,15 @@ class _RedisLink(TransportLink):
                 ("XDEL", stream, *entry_ids),
                 ("EXEC",),
             ]
-        if commands:
+        if not commands:
+            return
+        try:
             await self._client.pipeline(commands)
+        except BaseException:
+            # Not written (cancelled while closing, say): keep them for the final flush.
+            for stream, entry_ids in buffered.items():
+                self._ack_buffer.setdefault(stream, [])[:0] = entry_ids
+            raise
 
     async def _wake_reader(self) -> None:
         """End the reader's blocking read, so that it reads a name whose window reopened."""
@@ -339,8 +352,14 @@ class _RedisLink(TransportLink):
 
     async def _heartbeat_loop(self) -> None:
         period = self._transport.heartbeat / 2
+        ttl = self._transport.ttl_ms / 1000
         while True:
-            reply = await self._run_script(scripts.HEARTBEAT, self.node, self._transport.ttl_ms)
+            # Sweep only over a connection older than one TTL, so that peers had the time to
+            # refresh their heartbeats after an outage (theirs may have expired meanwhile).
+            settled = trio.current_time() - self._client.connected_at >= ttl
+            reply = await self._run_script(
+                scripts.HEARTBEAT, self.node, self._transport.ttl_ms, "1" if settled else "0"
+            )
             assert isinstance(reply, list) and reply
             if reply[0] != 1:
                 # Keep the peers we knew: if Redis lost its data they are the ones to report.
@@ -354,31 +373,49 @@ class _RedisLink(TransportLink):
 
     async def _come_back(self, why: str) -> None:
         """Register again after our node's records vanished; report peers if Redis lost data."""
-        run_id = self._client.run_id
-        # An unknown run id (INFO refused to the ACL user) counts as lost data: failing jobs
-        # in flight is better than leaving them waiting for answers that will never come.
-        lost_data = run_id != self._run_id or not run_id
-        if lost_data:
-            self._redis_restarts += 1
-            reason = (
-                f"redis restarted without persistence (run id {self._run_id} -> {run_id}); "
-                "what was in flight through it is lost"
-            )
-            logger.warning("node %r: %s", self.node, reason)
-        else:
-            logger.warning("node %r: %s (was it paused longer than its TTL?)", self.node, why)
-        # Our own names first, so that peers told below can reach us again soon.
-        await self._register()
-        for name in sorted(self._names):
-            try:
-                await self._claim(name)
-            except NameClaimed as exc:  # someone took it while we were away
-                logger.warning("node %r could not take %r back: %s", self.node, name, exc)
-                self._names.discard(name)
-        if lost_data:
-            for system in sorted(set(self._peers.values())):
-                await self._queue_in.send(PeerLost(system, crashed=True, reason=reason))
-            self._peers.clear()
+        recoveries = self._recoveries
+        async with self._coming_back:
+            if self._recoveries != recoveries:
+                # Another task (heartbeat or claim) brought us back while this one waited.
+                return
+            self._recoveries += 1
+            run_id = self._client.run_id
+            # An unknown run id (INFO refused to the ACL user) counts as lost data: failing
+            # jobs in flight is better than leaving them waiting for answers that never come.
+            lost_data = run_id != self._run_id or not run_id
+            if lost_data:
+                self._redis_restarts += 1
+                reason = (
+                    f"redis restarted without persistence (run id {self._run_id} -> {run_id}); "
+                    "what was in flight through it is lost"
+                )
+                logger.warning("node %r: %s", self.node, reason)
+            else:
+                logger.warning("node %r: %s (paused longer than its TTL?)", self.node, why)
+            # Our own names first, so that peers told below can reach us again soon.
+            await self._register()
+            for name in sorted(self._names):
+                try:
+                    # Buried again meanwhile: the next heartbeat brings us back once more.
+                    if not await self._claim(name, recover=False):
+                        break
+                except NameClaimed as exc:  # someone took it while we were away
+                    logger.warning("node %r could not take %r back: %s", self.node, name, exc)
+                    self._names.discard(name)
+            if lost_data:
+                notices = [
+                    PeerLost(system, crashed=True, reason=reason)
+                    for system in sorted(set(self._peers.values()))
+                ]
+                self._peers.clear()
+                # Handed over by a task of their own: the heartbeat must never wait for the
+                # receiver (a late heartbeat would get this node buried).
+                assert self._background is not None
+                self._background.start_soon(self._hand_over, notices)
+
+    async def _hand_over(self, notices: list[PeerLost]) -> None:
+        for notice in notices:
+            await self._queue_in.send(notice)
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
@@ -406,6 +443,7 @@ class _RedisLink(TransportLink):
     async def _run_background(self) -> None:
         with self._tasks:
             async with trio.open_nursery() as nursery:
+                self._background = nursery
                 nursery.start_soon(self._heartbeat_loop)
                 nursery.start_soon(self._read_loop)
                 nursery.start_soon(self._flush_acks_loop)

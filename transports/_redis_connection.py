@@ -73,6 +73,8 @@ class RedisConnection:
     _closed: bool = False
     _broken: BaseException | None = None
     _finished: trio.Event = attrs.field(factory=trio.Event)
+    opened_at: float = math.inf
+    """`trio.current_time()` when the login completed (inf before)."""
     run_id: str = ""
     """The server's run id, read at connect: a new one means Redis restarted ('' if unknown,
     when INFO is refused to the ACL user)."""
@@ -277,6 +279,7 @@ async def open_redis_connection(
         nursery.start_soon(connection._run)
         try:
             await _login(connection, name)
+            connection.opened_at = trio.current_time()
             yield connection
         finally:
             connection.close()
@@ -313,6 +316,14 @@ class RedisClient:
 
     def _connected(self) -> bool:
         return self._connection is not None and not self._connection.closed
+
+    @property
+    def connected_at(self) -> float:
+        """When the current connection was opened (`trio.current_time()`; inf if none)."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            return math.inf
+        return connection.opened_at
 
     @property
     def run_id(self) -> str:

@@ -113,9 +113,12 @@ return {'ok'}
 HEARTBEAT: Final = _script(
     "heartbeat",
     """
--- ARGV: node, ttl_ms. Refreshes our heartbeat, buries nodes whose heartbeat expired.
+-- ARGV: node, ttl_ms, sweep ('0'/'1'). Refreshes our heartbeat and, if asked, buries nodes
+-- whose heartbeat expired (not right after a reconnect: after a Redis outage longer than the
+-- TTL, every heartbeat has expired and live peers need one period to refresh theirs).
 -- Returns {1 if we are registered else 0, peer node, peer system, ...}.
-local node = ARGV[2]
+local node, sweep = ARGV[2], ARGV[4] == '1'
+
 local system = redis.call('HGET', nodes_key, node)
 local result = {0}
 if system then
@@ -126,7 +129,7 @@ local nodes = redis.call('HGETALL', nodes_key)
 for index = 1, #nodes, 2 do
   local peer = nodes[index]
   if peer ~= node then
-    if alive(peer) then
+    if alive(peer) or not sweep then
       table.insert(result, peer)
       table.insert(result, nodes[index + 1])
     else
@@ -222,14 +225,12 @@ SEND: Final = _script(
 -- ARGV: name, sender, packet, control ('0'/'1')[, ack stream, ack id]. Appends to the name's
 -- inbox, or for control traffic to its holder's box (always read, never behind a full inbox),
 -- and, if asked, acknowledges (and deletes) the settled entry in the same step. Returns 1, or
--- 0 when nobody (alive) holds the name: then nothing was sent and nothing acknowledged.
+-- 0 when nobody holds the name: then nothing was sent and nothing acknowledged. A holder whose
+-- heartbeat just expired still gets the entry: the sweep frees its names within half a period,
+-- and the entry waits for the name's next holder.
 local name, sender, packet = ARGV[2], ARGV[3], ARGV[4]
 local owner = redis.call('HGET', names_key, name)
 if not owner then return 0 end
-if not alive(owner) then
-  bury(owner, '1', 'heartbeat expired')
-  return 0
-end
 if ARGV[5] == '1' then
   redis.call('XADD', box_key(owner), 'MAXLEN', '~', box_max_length, '*',
     'kind', 'control', 'name', name, 'packet', packet, 'sender', sender)

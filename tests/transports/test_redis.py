@@ -263,6 +263,26 @@ async def test_redis_restart_with_aof_loses_nothing(redis_server: RedisServer) -
     assert received == {str(index).encode() for index in range(total)}
 
 
+@pytest.mark.redis_server(appendonly=True)
+async def test_outage_longer_than_the_ttl_loses_no_peer(redis_server: RedisServer) -> None:
+    """Redis down for longer than the heartbeat TTL, back with its data: nobody is reported
+    lost (peers get one TTL to refresh their heartbeats before anyone sweeps)."""
+    transport = _transport(redis_server)
+    with trio.fail_after(15):
+        async with transport.connect("a") as a, transport.connect("b") as b:
+            await b.claim("b-actor")
+            await trio.sleep(HEARTBEAT)
+            redis_server.kill()
+            await trio.sleep(3 * HEARTBEAT)  # every heartbeat key has expired meanwhile
+            await redis_server.restart()
+            await a.send("b-actor", b"after the outage")
+            assert (await _delivery(b)).packet == b"after the outage"
+            with trio.move_on_after(4 * HEARTBEAT):
+                notice = await _peer_lost(a)
+                raise AssertionError(f"a peer was reported lost: {notice!r}")
+            assert a.statistics().peers == 1  # type: ignore[attr-defined]
+
+
 async def test_redis_restart_without_persistence_reports_peers(
     redis_server: RedisServer,
 ) -> None:
