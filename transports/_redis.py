@@ -417,20 +417,25 @@ class _RedisLink(TransportLink):
         for notice in notices:
             await self._queue_in.send(notice)
 
+    def _plan_read(self) -> tuple[list[str], int]:
+        """The streams to read next, and how many entries per stream at most.
+
+        A name whose window is full is left out: its entries wait in Redis, and the ack that
+        frees room wakes the read.
+        """
+        room = {
+            name: self.window - len(self._outstanding.get(name, ())) for name in sorted(self._names)
+        }
+        open_names = [name for name, free in room.items() if free > 0]
+        inbox_prefix = self._prefix + "inbox:"
+        streams = [self._prefix + "box:" + self.node] + [inbox_prefix + n for n in open_names]
+        return streams, min([self._transport.read_count, *(room[n] for n in open_names)])
+
     async def _read_loop(self) -> None:
         assert self._reader is not None
         inbox_prefix = self._prefix + "inbox:"
         while True:
-            # A name whose window is full is left out: its entries wait in Redis, and the ack
-            # that frees room wakes this read.
-            room = {
-                name: self.window - len(self._outstanding.get(name, ()))
-                for name in sorted(self._names)
-            }
-            open_names = [name for name, free in room.items() if free > 0]
-            streams = [self._prefix + "box:" + self.node] + [inbox_prefix + n for n in open_names]
-            count = min([self._transport.read_count, *(room[n] for n in open_names)])
-            batch: ReadBatch = await self._reader.read(streams, count)
+            batch: ReadBatch = await self._reader.read(self._plan_read)
             for item in batch.items:
                 if isinstance(item, Delivery) and item.recipient is not None:
                     stream, entry_id = _token(item)

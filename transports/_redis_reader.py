@@ -22,7 +22,7 @@ in order, and the box entries the link consumed itself (acknowledged by the call
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
@@ -76,15 +76,15 @@ class EntryReader:
         mode = "PENDING" if self._cursors is not None else "NEW"
         return f"<EntryReader [{self.node!r}, {mode}, dead letters: {self.dead_letters}]>"
 
-    async def read(self, streams: Sequence[str], count: int | None = None) -> ReadBatch:
-        """Wait for the next entries of `streams` (retrying across reconnects).
+    async def read(self, plan: Callable[[], tuple[Sequence[str], int]]) -> ReadBatch:
+        """Wait for the next entries of the planned streams (retrying across reconnects).
 
         Args:
-            streams: the stream keys, the node's box first.
-            count: most entries per stream in this read (default: `self.count`).
+            plan: returns the stream keys to read (the node's box first) and the most entries
+                per stream, asked again before every attempt (names come and go meanwhile).
         """
-        count = self.count if count is None else count
         while True:
+            streams, count = plan()
             cursors = self._cursors
             ids: list[CommandArg] = (
                 [cursors.get(stream, b"0") for stream in streams]
@@ -104,9 +104,14 @@ class EntryReader:
                 await trio.lowlevel.checkpoint()
                 continue
             except redis_exceptions.ResponseError as exc:
-                if error_code(exc) != "NOGROUP":
+                code = error_code(exc)
+                if code == "UNBLOCKED":
+                    # A stream being read was deleted (its name was released): plan again.
+                    continue
+                if code != "NOGROUP":
                     raise
-                await self._create_groups(streams)
+                # Groups of streams still planned (Redis lost them, or they were deleted).
+                await self._create_groups(plan()[0])
                 self._cursors = {}
                 continue
             batch, seen, full = await self._parse(reply, count)

@@ -15,7 +15,8 @@ Key layout (prefix `P` = `{namespace}:`)
 - `P hb:<node>`      string with a TTL: the node's heartbeat (present = the node is alive)
 - `P owned:<node>`   set: the names the node holds
 - `P names`          hash: name -> node id of its holder
-- `P inbox:<name>`   stream + consumer group: packets addressed to `name`
+- `P inbox:<name>`   stream + consumer group: packets addressed to `name` (deleted when its
+                     holder lets it go empty)
 - `P box:<node>`     stream + consumer group: the node's broadcasts and peer notices
 - `P dead-letter`    stream: entries that could not be read, with where they came from
 """
@@ -68,6 +69,15 @@ local function notify_all(except, fields)
     end
   end
 end
+local function drop_if_empty(name)
+  -- An inbox nobody holds, with no entry and none pending, is deleted so that short-lived
+  -- names leave no key behind (a later claim creates it again).
+  local stream = prefix .. 'inbox:' .. name
+  if redis.call('XLEN', stream) == 0 then
+    local pending = redis.pcall('XPENDING', stream, group)
+    if pending['err'] or pending[1] == 0 then redis.call('DEL', stream) end
+  end
+end
 local function bury(node, crashed, reason)
   local system = redis.call('HGET', nodes_key, node)
   if not system then return end
@@ -75,6 +85,7 @@ local function bury(node, crashed, reason)
   for _, name in ipairs(redis.call('SMEMBERS', owned)) do
     if redis.call('HGET', names_key, name) == node then
       redis.call('HDEL', names_key, name)
+      drop_if_empty(name)
     end
   end
   redis.call('DEL', owned, box_key(node), heartbeat_key(node))
@@ -210,6 +221,7 @@ RELEASE: Final = _script(
 local node, name = ARGV[2], ARGV[3]
 if redis.call('HGET', names_key, name) == node then
   redis.call('HDEL', names_key, name)
+  drop_if_empty(name)
 end
 redis.call('SREM', prefix .. 'owned:' .. node, name)
 if redis.call('HEXISTS', nodes_key, node) == 1 then

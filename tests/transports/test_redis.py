@@ -71,6 +71,21 @@ async def test_system_name_taken_while_alive(redis_server: RedisServer) -> None:
             pass
 
 
+async def test_released_empty_inbox_leaves_no_key(redis_server: RedisServer) -> None:
+    """Releasing a name, or closing its link, deletes its inbox once nothing is left in it."""
+    transport = _transport(redis_server)
+    with trio.fail_after(10):
+        async with transport.connect("a") as a:
+            await a.claim("short-lived")
+            await a.send("short-lived", b"x")
+            await a.ack(await _delivery(a))
+            await a.release("short-lived")
+            await a.claim("kept")
+            keys = await _redis(redis_server, "KEYS", "{test}:inbox:*")
+            assert keys == [b"{test}:inbox:kept"]
+        assert await _redis(redis_server, "KEYS", "{test}:inbox:*") == []
+
+
 async def test_acked_entries_are_deleted_so_streams_stay_bounded(
     redis_server: RedisServer,
 ) -> None:
