@@ -225,6 +225,8 @@ class _RedisLink(TransportLink):
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
+        # Acks written first, so that an inbox left empty is seen empty and deleted.
+        await self._flush_acks()
         await self._run_script(scripts.RELEASE, self.node, name)
 
     async def send(

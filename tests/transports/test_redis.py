@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,7 +26,14 @@ HEARTBEAT = 0.2
 
 
 def _transport(server: RedisServer, **options: object) -> RedisTransport:
-    return RedisTransport(server.url, namespace="test", heartbeat=HEARTBEAT, **options)  # type: ignore[arg-type]
+    # A namespace per test, so that tests can share a REDIS_URL server.
+    namespace = f"test-{secrets.token_hex(3)}"
+    return RedisTransport(server.url, namespace=namespace, heartbeat=HEARTBEAT, **options)  # type: ignore[arg-type]
+
+
+def _need_killable(server: RedisServer) -> None:
+    if not server.killable:
+        pytest.skip("a shared redis server (REDIS_URL) is never killed by tests")
 
 
 async def _delivery(link: TransportLink) -> Delivery:
@@ -81,9 +89,9 @@ async def test_released_empty_inbox_leaves_no_key(redis_server: RedisServer) -> 
             await a.ack(await _delivery(a))
             await a.release("short-lived")
             await a.claim("kept")
-            keys = await _redis(redis_server, "KEYS", "{test}:inbox:*")
-            assert keys == [b"{test}:inbox:kept"]
-        assert await _redis(redis_server, "KEYS", "{test}:inbox:*") == []
+            keys = await _redis(redis_server, "KEYS", transport.prefix + "inbox:*")
+            assert keys == [(transport.prefix + "inbox:kept").encode()]
+        assert await _redis(redis_server, "KEYS", transport.prefix + "inbox:*") == []
 
 
 async def test_acked_entries_are_deleted_so_streams_stay_bounded(
@@ -121,7 +129,7 @@ async def test_acked_entries_are_deleted_so_streams_stay_bounded(
                     nursery.start_soon(consume)
                 for start in range(0, total, batch):
                     await wait_acked(start)  # paced like jobs: the next batch after the answers
-                    length = await probe.execute("XLEN", "{test}:inbox:sink")
+                    length = await probe.execute("XLEN", transport.prefix + "inbox:sink")
                     assert isinstance(length, int)
                     longest = max(longest, length)
                     await sender.send_batch(
@@ -131,10 +139,10 @@ async def test_acked_entries_are_deleted_so_streams_stay_bounded(
                 nursery.cancel_scope.cancel()
             # Acks are written in batches just after ack() returns: wait for the last one.
             for _ in range(100):
-                if await probe.execute("XLEN", "{test}:inbox:sink") == 0:
+                if await probe.execute("XLEN", transport.prefix + "inbox:sink") == 0:
                     break
                 await trio.sleep(0.01)
-            assert await probe.execute("XLEN", "{test}:inbox:sink") == 0
+            assert await probe.execute("XLEN", transport.prefix + "inbox:sink") == 0
     assert longest <= batch, longest
 
 
@@ -149,7 +157,9 @@ async def test_send_with_ack_settles_atomically(redis_server: RedisServer) -> No
             request = await _delivery(server)
             await server.send("client", b"answer", control=True, ack=request)
             assert (await _delivery(client)).packet == b"answer"
-            pending = await _redis(redis_server, "XPENDING", "{test}:inbox:server", "trio-actors")
+            pending = await _redis(
+                redis_server, "XPENDING", transport.prefix + "inbox:server", "trio-actors"
+            )
             assert isinstance(pending, list) and pending[0] == 0
             with pytest.raises(UnknownRecipient):
                 await server.send("nobody", b"x", ack=request)
@@ -241,18 +251,19 @@ async def test_entry_missing_fields_goes_to_dead_letter(redis_server: RedisServe
     with trio.fail_after(10):
         async with transport.connect("a") as a, transport.connect("b") as b:
             await b.claim("inbox")
-            await _redis(redis_server, "XADD", "{test}:inbox:inbox", "*", "junk", "1")
+            await _redis(redis_server, "XADD", transport.prefix + "inbox:inbox", "*", "junk", "1")
             await a.send("inbox", b"fine")
             assert (await _delivery(b)).packet == b"fine"
             assert b.statistics().dead_letters == 1  # type: ignore[attr-defined]
-            dead = await _redis(redis_server, "XRANGE", "{test}:dead-letter", "-", "+")
+            dead = await _redis(redis_server, "XRANGE", transport.prefix + "dead-letter", "-", "+")
             assert isinstance(dead, list) and len(dead) == 1
-            assert await _redis(redis_server, "XLEN", "{test}:inbox:inbox") <= 1  # type: ignore[operator]
+            assert await _redis(redis_server, "XLEN", transport.prefix + "inbox:inbox") <= 1  # type: ignore[operator]
 
 
 @pytest.mark.redis_server(appendonly=True)
 async def test_redis_restart_with_aof_loses_nothing(redis_server: RedisServer) -> None:
     """Redis killed and restarted with its append-only file mid-run: every packet arrives."""
+    _need_killable(redis_server)
     transport = _transport(redis_server)
     total = 300
     received: set[bytes] = set()
@@ -282,6 +293,7 @@ async def test_redis_restart_with_aof_loses_nothing(redis_server: RedisServer) -
 async def test_outage_longer_than_the_ttl_loses_no_peer(redis_server: RedisServer) -> None:
     """Redis down for longer than the heartbeat TTL, back with its data: nobody is reported
     lost (peers get one TTL to refresh their heartbeats before anyone sweeps)."""
+    _need_killable(redis_server)
     transport = _transport(redis_server)
     with trio.fail_after(15):
         async with transport.connect("a") as a, transport.connect("b") as b:
@@ -302,6 +314,7 @@ async def test_redis_restart_without_persistence_reports_peers(
     redis_server: RedisServer,
 ) -> None:
     """Redis restarted without its data: peers are reported lost with a reason, names come back."""
+    _need_killable(redis_server)
     transport = _transport(redis_server)
     with trio.fail_after(15):
         async with transport.connect("a") as a, transport.connect("b") as b:
@@ -356,7 +369,9 @@ async def test_lost_group_is_created_again(redis_server: RedisServer) -> None:
     with trio.fail_after(10):
         async with transport.connect("a") as a, transport.connect("b") as b:
             await b.claim("inbox")
-            await _redis(redis_server, "XGROUP", "DESTROY", "{test}:inbox:inbox", "trio-actors")
+            await _redis(
+                redis_server, "XGROUP", "DESTROY", transport.prefix + "inbox:inbox", "trio-actors"
+            )
             await a.send("inbox", b"after")
             assert (await _delivery(b)).packet == b"after"
 
@@ -390,7 +405,7 @@ import sys, trio
 from transports import RedisTransport
 
 async def main():
-    transport = RedisTransport(sys.argv[1], namespace="test", heartbeat=float(sys.argv[2]))
+    transport = RedisTransport(sys.argv[1], namespace=sys.argv[3], heartbeat=float(sys.argv[2]))
     async with transport.connect("child") as link:
         await link.claim("child-actor")
         print("ready", flush=True)
@@ -408,7 +423,14 @@ async def test_killed_process_is_reported_within_two_heartbeats(
     with trio.fail_after(20):
         async with transport.connect("watcher") as watcher:
             child = await trio.lowlevel.open_process(
-                [sys.executable, "-c", _CHILD, redis_server.url, str(HEARTBEAT)],
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    redis_server.url,
+                    str(HEARTBEAT),
+                    transport.namespace,
+                ],
                 stdout=subprocess.PIPE,
             )
             try:
