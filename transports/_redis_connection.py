@@ -228,6 +228,12 @@ async def _open_stream(
         tls_stream = trio.SSLStream(stream, context, server_hostname=address.host)
         try:
             await tls_stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            await trio.aclose_forcefully(stream)
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+                # A certificate we do not trust will not become trusted by trying again.
+                raise BrokerError("TLS handshake", str(exc.__cause__)) from exc.__cause__
+            raise
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise

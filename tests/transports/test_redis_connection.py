@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import ssl
+from pathlib import Path
+
 import pytest
 import trio
 import trio.testing
 from redis import exceptions as redis_exceptions
 
-from transports import BrokerError
+from transports import BrokerError, Delivery, RedisTransport
 from transports._redis_connection import open_redis_client, open_redis_connection
 from transports.testing import RedisServer
+from transports.testing._plugin import RedisServerFactory
 
 
 async def test_pipeline_returns_replies_in_order(redis_server: RedisServer) -> None:
@@ -121,3 +127,54 @@ async def test_connection_breaks_when_server_dies(redis_server: RedisServer) -> 
             with pytest.raises(trio.BrokenResourceError):
                 await client.execute("PING", retry=False)
             await redis_server.restart()
+
+
+async def _make_certificates(directory: Path) -> None:
+    """A test CA and a certificate for 127.0.0.1 signed by it, made with the openssl tool."""
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for command in (
+        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca",
+        "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt"
+        " -days 2 -extfile san.ext",
+    ):
+        await trio.run_process(
+            ["openssl", *command.split()], cwd=directory, capture_stdout=True, capture_stderr=True
+        )
+
+
+async def test_tls_connection_through_rediss_url(
+    tmp_path: Path, redis_server_factory: RedisServerFactory
+) -> None:
+    """A rediss:// URL connects through trio.SSLStream, verifying the server's certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl tool is needed to make test certificates")
+    await _make_certificates(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        tls_port = probe.getsockname()[1]
+    tls_args = [
+        "--tls-port", str(tls_port),
+        "--tls-cert-file", str(tmp_path / "server.crt"),
+        "--tls-key-file", str(tmp_path / "server.key"),
+        "--tls-ca-cert-file", str(tmp_path / "ca.crt"),
+        "--tls-auth-clients", "no",
+    ]  # fmt: skip
+    try:
+        await redis_server_factory(extra_args=tls_args)
+    except RuntimeError:
+        pytest.skip("this redis-server was built without TLS")
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    with trio.fail_after(10):
+        url = f"rediss://127.0.0.1:{tls_port}"
+        async with open_redis_connection(url, ssl_context=context) as connection:
+            assert await connection.execute("PING") == b"PONG"
+        transport = RedisTransport(url, namespace="tls", heartbeat=0.2, ssl_context=context)
+        async with transport.connect("a") as a, transport.connect("b") as b:
+            await b.claim("secure")
+            await a.send("secure", b"over tls")
+            delivery = await b.receive()
+            assert isinstance(delivery, Delivery) and delivery.packet == b"over tls"
+        with pytest.raises(BrokerError, match=r"^redis refused 'TLS handshake': .*verify failed"):
+            async with open_redis_connection(url):  # the system's CAs do not know ours
+                pass
