@@ -222,6 +222,8 @@ class _RedisLink(TransportLink):
     async def release(self, name: str) -> None:
         """Give up `name`; see `TransportLink.release` (a no-op once the link is closed)."""
         self._names.discard(name)
+        # Its window starts afresh if the name is claimed again; late acks still count.
+        self._outstanding.pop(name, None)
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
@@ -392,6 +394,9 @@ class _RedisLink(TransportLink):
                     "what was in flight through it is lost"
                 )
                 logger.warning("node %r: %s", self.node, reason)
+                # The entries these refer to are gone with Redis's data.
+                self._outstanding.clear()
+                self._ack_buffer.clear()
             else:
                 logger.warning("node %r: %s (paused longer than its TTL?)", self.node, why)
             # Our own names first, so that peers told below can reach us again soon.
