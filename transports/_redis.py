@@ -18,8 +18,9 @@ Rule 2 (delivery). Addressed packets go to the stream `inbox:<name>`, only if a 
 holds the name (else `UnknownRecipient`). Each node reads, with one blocking XREADGROUP, its
 own box and the inboxes of the names it holds, as consumer `<node>` of the group
 `trio-actors`: no node reads another's traffic, and an actor that is slow to handle leaves its
-entries in Redis. Acknowledgements are buffered and written in batches by one task, XACK and
-XDEL in one MULTI/EXEC per stream, so acknowledged entries are deleted and streams stay bounded;
+entries in Redis. Acknowledgements are buffered and written in batches, XACK and XDEL in one
+MULTI/EXEC per stream, with the next command or after 5 ms (so an ack costs no round trip of
+its own); acknowledged entries are deleted, and streams stay bounded;
 an ack not yet written when the node dies only means one more delivery (at-least-once).
 `send(..., ack=delivery)` appends the answer and acknowledges the settled entry in one script:
 both happen or neither does. The window (`window` unacknowledged deliveries per name) is kept
@@ -82,6 +83,8 @@ from ._resp import Command, CommandArg, RedisAddress
 logger = logging.getLogger(__name__)
 
 _GOODBYE_GRACE: Final = 2.0
+# How long buffered acks wait for a command to carry them before they are written alone.
+_ACK_DELAY: Final = 0.005
 
 
 @attrs.frozen
@@ -168,7 +171,13 @@ class _RedisLink(TransportLink):
             ("EVALSHA", script.sha, 1, self._prefix + "nodes", self._prefix, *args)
             for script, args in calls
         ]
-        replies = await self._client.pipeline(commands)
+        # Buffered acks ride along in the same write (no round trip of their own).
+        buffered, acks = self._take_acks()
+        try:
+            replies = (await self._client.pipeline([*acks, *commands]))[len(acks) :]
+        except BaseException:
+            self._restore_acks(buffered)
+            raise
         if any(isinstance(reply, redis_exceptions.NoScriptError) for reply in replies):
             # Redis restarted (or flushed its script cache): load them and run the rest again.
             await self._client.pipeline([("SCRIPT", "LOAD", s.source) for s in scripts.ALL_SCRIPTS])
@@ -312,11 +321,13 @@ class _RedisLink(TransportLink):
     async def _flush_acks_loop(self) -> None:
         while True:
             await self._acks_waiting.wait()
+            self._acks_waiting = trio.Event()
+            # Give the next command a moment to carry them (see `_run_scripts`).
+            await trio.sleep(_ACK_DELAY)
             await self._flush_acks()
 
-    async def _flush_acks(self) -> None:
-        """Write every buffered acknowledgement, XACK then XDEL atomically per stream."""
-        self._acks_waiting = trio.Event()
+    def _take_acks(self) -> tuple[dict[str, list[bytes]], list[Command]]:
+        """Empty the ack buffer: what it held, and the commands that write it."""
         buffered, self._ack_buffer = self._ack_buffer, {}
         commands: list[Command] = []
         for stream, entry_ids in buffered.items():
@@ -326,14 +337,24 @@ class _RedisLink(TransportLink):
                 ("XDEL", stream, *entry_ids),
                 ("EXEC",),
             ]
+        return buffered, commands
+
+    def _restore_acks(self, buffered: dict[str, list[bytes]]) -> None:
+        """Put back acks that were not written (cancelled while closing, say)."""
+        for stream, entry_ids in buffered.items():
+            self._ack_buffer.setdefault(stream, [])[:0] = entry_ids
+        if self._ack_buffer:
+            self._acks_waiting.set()
+
+    async def _flush_acks(self) -> None:
+        """Write every buffered acknowledgement, XACK then XDEL atomically per stream."""
+        buffered, commands = self._take_acks()
         if not commands:
             return
         try:
             await self._client.pipeline(commands)
         except BaseException:
-            # Not written (cancelled while closing, say): keep them for the final flush.
-            for stream, entry_ids in buffered.items():
-                self._ack_buffer.setdefault(stream, [])[:0] = entry_ids
+            self._restore_acks(buffered)
             raise
 
     async def _wake_reader(self) -> None:

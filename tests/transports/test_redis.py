@@ -94,6 +94,25 @@ async def test_released_empty_inbox_leaves_no_key(redis_server: RedisServer) -> 
         assert await _redis(redis_server, "KEYS", transport.prefix + "inbox:*") == []
 
 
+async def test_acks_are_written_on_an_otherwise_idle_link(redis_server: RedisServer) -> None:
+    """An ack is written soon even if its link sends nothing more (after a release too)."""
+    transport = _transport(redis_server)
+    with trio.fail_after(10):
+        async with transport.connect("a") as a, transport.connect("b") as b:
+            await b.claim("other")
+            await b.release("other")  # writes buffered acks itself
+            await b.claim("idle")
+            for round_number in range(2):
+                await a.send("idle", b"x")
+                await b.ack(await _delivery(b))
+                stream = transport.prefix + "inbox:idle"
+                for _ in range(100):
+                    if await _redis(redis_server, "XLEN", stream) == 0:
+                        break
+                    await trio.sleep(0.01)
+                assert await _redis(redis_server, "XLEN", stream) == 0, round_number
+
+
 async def test_acked_entries_are_deleted_so_streams_stay_bounded(
     redis_server: RedisServer,
 ) -> None:
