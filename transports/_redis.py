@@ -12,16 +12,20 @@ Rule 1 (liveness). A node keeps a heartbeat key whose TTL is 1.5 heartbeat perio
 refreshes it every half period; the same script buries every node whose key expired: it frees
 its names and appends a `lost` notice to every other node's box. A node that dies is thus
 reported within two heartbeat periods (expiry after at most 1.5, noticed within another 0.5).
-A clean close buries the node at once with `crashed=0`.
+A clean close buries the node at once with `crashed=0`. A node sweeps only over a connection
+older than one TTL: after a Redis outage every heartbeat key may have expired, and live peers
+need that long to refresh theirs. `PeerLost.reason` says why: "closed" (clean goodbye),
+"system ended by <exception type>" (its block raised: told at once, `crashed=True`),
+"heartbeat expired", or "redis restarted without persistence (...)" (Rule 5).
 
-Rule 2 (delivery). Addressed packets go to the stream `inbox:<name>`, only if a live node
-holds the name (else `UnknownRecipient`). Each node reads, with one blocking XREADGROUP, its
-own box and the inboxes of the names it holds, as consumer `<node>` of the group
-`trio-actors`: no node reads another's traffic, and an actor that is slow to handle leaves its
-entries in Redis. Acknowledgements are buffered and written in batches, XACK and XDEL in one
-MULTI/EXEC per stream, with the next command or after 5 ms (so an ack costs no round trip of
-its own); acknowledged entries are deleted, and streams stay bounded;
-an ack not yet written when the node dies only means one more delivery (at-least-once).
+Rule 2 (delivery). Addressed packets go to the stream `inbox:<name>`, only if a node holds the
+name (else `UnknownRecipient`). Each node reads, with one blocking XREADGROUP, its own box and
+the inboxes of the names it holds, as consumer `<node>` of the group `trio-actors`: no node
+reads another's traffic, and an actor that is slow to handle leaves its entries in Redis.
+Acknowledgements are buffered and written in batches, XACK and XDEL in one MULTI/EXEC per
+stream, with the next command or after 5 ms (so an ack costs no round trip of its own);
+acknowledged entries are deleted, so streams stay bounded, and an inbox its holder lets go
+empty is deleted. An ack not yet written when the node dies only means one more delivery.
 `send(..., ack=delivery)` appends the answer and acknowledges the settled entry in one script:
 both happen or neither does. The window (`window` unacknowledged deliveries per name) is kept
 by leaving a full name's stream out of the read; control packets go to the holder's box
