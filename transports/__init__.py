@@ -15,8 +15,8 @@ from ._exceptions import SystemNameTaken as SystemNameTaken
 from ._exceptions import TransportError as TransportError
 from ._exceptions import UnknownRecipient as UnknownRecipient
 from ._memory import MemoryTransport as MemoryTransport
-from ._redis import RedisLinkStatistics as RedisLinkStatistics
 from ._redis import RedisTransport as RedisTransport
+from ._redis_link import RedisLinkStatistics as RedisLinkStatistics
 
 __all__ = [
     "BrokerError",
