@@ -16,6 +16,7 @@ class UnknownRecipient(TransportError, LookupError):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        """The name a packet was addressed to."""
         super().__init__(f"no system reachable through this transport holds {name!r}")
 
 
@@ -29,7 +30,9 @@ class NameClaimed(TransportError, ValueError):
 
     def __init__(self, name: str, owner: str) -> None:
         self.name = name
+        """The contested name."""
         self.owner = owner
+        """The system that holds it."""
         super().__init__(f"name {name!r} is already held by system {owner!r}")
 
 
@@ -42,6 +45,7 @@ class SystemNameTaken(TransportError, ValueError):
 
     def __init__(self, system: str) -> None:
         self.system = system
+        """The duplicated system name."""
         super().__init__(f"a system named {system!r} is already connected to this transport")
 
 

@@ -195,7 +195,9 @@ class MemoryTransport(Transport):
         if inbox_size <= 0:
             raise ValueError(f"inbox_size must be > 0, got {inbox_size!r}")
         self.strict = strict
+        """True when links carry bytes only (every envelope round-trips through the codec)."""
         self.inbox_size = inbox_size
+        """The window per recipient name (most unacknowledged ordinary packets)."""
         self._links: dict[str, _MemoryLink] = {}
         self._owners: dict[str, str] = {}
 
