@@ -23,7 +23,7 @@ import attrs
 import trio
 
 from ._abc import Delivery, PeerLost, Transport, TransportLink
-from ._exceptions import NameClaimed, SystemNameTaken, UnknownRecipient
+from ._exceptions import NameClaimed, PacketTooLarge, SystemNameTaken, UnknownRecipient
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ class _MemoryLink(TransportLink):
         ack: Delivery | None = None,
     ) -> None:
         self._check_open()
+        self._hub._check_size(packet)
         owner = self._hub._owners.get(recipient)
         link = self._hub._links.get(owner) if owner is not None else None
         if link is None:
@@ -170,6 +171,7 @@ class _MemoryLink(TransportLink):
     async def broadcast(self, packet: object) -> None:
         await trio.lowlevel.checkpoint()
         self._check_open()
+        self._hub._check_size(packet)
         for link in list(self._hub._links.values()):
             if link is not self:
                 link._inbox.send_control(Delivery(None, packet))
@@ -186,18 +188,27 @@ class MemoryTransport(Transport):
             through the codec and a payload that could not cross a process fails at send time.
         inbox_size: the window per recipient name: most ordinary packets delivered to one
             name and not yet acknowledged; past it, senders to that name wait.
+        max_packet_size: the largest `bytes` packet accepted (None: no limit); a larger one
+            raises `PacketTooLarge`, as it would on a transport between processes. Objects
+            carried as they are (not strict) are not measured.
 
     Raises:
-        ValueError: if `inbox_size` is not positive.
+        ValueError: if `inbox_size` or `max_packet_size` is not positive.
     """
 
-    def __init__(self, *, strict: bool = False, inbox_size: int = 10_000) -> None:
+    def __init__(
+        self, *, strict: bool = False, inbox_size: int = 10_000, max_packet_size: int | None = None
+    ) -> None:
         if inbox_size <= 0:
             raise ValueError(f"inbox_size must be > 0, got {inbox_size!r}")
+        if max_packet_size is not None and max_packet_size <= 0:
+            raise ValueError(f"max_packet_size must be > 0, got {max_packet_size!r}")
         self.strict = strict
         """True when links carry bytes only (every envelope round-trips through the codec)."""
         self.inbox_size = inbox_size
         """The window per recipient name (most unacknowledged ordinary packets)."""
+        self.max_packet_size = max_packet_size
+        """The largest `bytes` packet accepted, or None for no limit."""
         self._links: dict[str, _MemoryLink] = {}
         self._owners: dict[str, str] = {}
 
@@ -206,6 +217,11 @@ class MemoryTransport(Transport):
             f"<MemoryTransport [strict={self.strict}, systems: {len(self._links)}, "
             f"names: {len(self._owners)}]>"
         )
+
+    def _check_size(self, packet: object) -> None:
+        limit = self.max_packet_size
+        if limit is not None and isinstance(packet, bytes | bytearray) and len(packet) > limit:
+            raise PacketTooLarge(len(packet), limit)
 
     def _names_of(self, system: str) -> list[str]:
         return [name for name, owner in self._owners.items() if owner == system]

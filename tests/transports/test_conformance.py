@@ -11,13 +11,15 @@ from transports.testing import RedisCluster, check_transport
 async def test_memory_transport_conforms() -> None:
     """MemoryTransport in its default mode passes the link conformance suite."""
     with trio.fail_after(10):
-        await check_transport(MemoryTransport().connect, at_least_once=False)
+        transport = MemoryTransport(max_packet_size=1024)
+        await check_transport(transport.connect, at_least_once=False, max_packet_size=1024)
 
 
 async def test_strict_memory_transport_conforms() -> None:
     """MemoryTransport in strict mode passes the link conformance suite."""
     with trio.fail_after(10):
-        await check_transport(MemoryTransport(strict=True).connect, at_least_once=False)
+        transport = MemoryTransport(strict=True, max_packet_size=1024)
+        await check_transport(transport.connect, at_least_once=False, max_packet_size=1024)
 
 
 async def test_redis_transport_conforms(redis_transport: RedisTransport) -> None:

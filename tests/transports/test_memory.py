@@ -14,6 +14,7 @@ from transports import (
     Delivery,
     MemoryTransport,
     NameClaimed,
+    PacketTooLarge,
     PeerLost,
     SystemNameTaken,
     TransportError,
@@ -315,3 +316,18 @@ def test_inbox_size_must_be_positive() -> None:
     """MemoryTransport refuses an inbox_size that is not positive."""
     with pytest.raises(ValueError, match=r"^inbox_size must be > 0, got 0$"):
         MemoryTransport(inbox_size=0)
+
+
+async def test_max_packet_size_measures_bytes_only() -> None:
+    """A bytes packet over max_packet_size is refused; an object carried as it is is not."""
+    with pytest.raises(ValueError, match=r"^max_packet_size must be > 0, got 0$"):
+        MemoryTransport(max_packet_size=0)
+    transport = MemoryTransport(max_packet_size=4)
+    async with transport.connect("a") as a, transport.connect("b") as b:
+        await b.claim("x")
+        with pytest.raises(PacketTooLarge, match=r"^packet of 5 bytes exceeds"):
+            await a.send("x", b"12345")
+        packet = ["not", "measured", "at", "all"]
+        await a.send("x", packet)
+        delivery = await b.receive()
+        assert isinstance(delivery, Delivery) and delivery.packet is packet
