@@ -11,11 +11,13 @@ import pytest
 import trio
 import trio.testing
 from redis import exceptions as redis_exceptions
+from redis.crc import key_slot
 
 from transports import BrokerError, Delivery, RedisTransport
 from transports._redis_connection import open_redis_client, open_redis_connection
-from transports.testing import RedisServer
+from transports.testing import RedisCluster, RedisServer
 from transports.testing._plugin import RedisServerFactory
+from transports.testing._server import CLUSTER_SLOTS
 
 
 async def test_pipeline_returns_replies_in_order(redis_server: RedisServer) -> None:
@@ -178,3 +180,33 @@ async def test_tls_connection_through_rediss_url(
         with pytest.raises(BrokerError, match=r"^redis refused 'TLS handshake': .*verify failed"):
             async with open_redis_connection(url):  # the system's CAs do not know ours
                 pass
+
+
+async def test_client_follows_moved_and_ask_on_a_cluster(redis_cluster: RedisCluster) -> None:
+    """MOVED switches the client to the slot's node; ASK (a slot being migrated) runs the
+    command once on the importing node, after ASKING."""
+    key = "{migrating}key"
+    slot = key_slot(key.encode())
+    nodes = redis_cluster.servers
+    owner = nodes[slot // -(-CLUSTER_SLOTS // len(nodes))]  # start_redis_cluster's layout
+    target = next(s for s in nodes if s is not owner)
+    with trio.fail_after(10):
+        first = next(s for s in nodes if s is not owner)
+        async with open_redis_client(first.url) as client:
+            assert await client.execute("SET", "{migrating}other", "x") == b"OK"
+            assert client.address.port == owner.port  # followed MOVED
+            async with (
+                open_redis_connection(owner.url) as source,
+                open_redis_connection(target.url) as destination,
+            ):
+                source_id = await source.execute("CLUSTER", "MYID")
+                target_id = await destination.execute("CLUSTER", "MYID")
+                assert isinstance(source_id, bytes) and isinstance(target_id, bytes)
+                await destination.execute("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+                await source.execute("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+                # The key is not on the source, so the source answers ASK.
+                assert await client.execute("SET", key, "moved-in") == b"OK"
+                assert client.address.port == owner.port  # ASK does not move the client
+                replies = await destination.pipeline([("ASKING",), ("GET", key)])
+                assert replies == [b"OK", b"moved-in"]
+
