@@ -14,7 +14,8 @@ in order, and the box entries the link consumed itself (acknowledged by the call
 - Entries of one read are merged by stream id (milliseconds first), box entries after inbox
   entries of the same millisecond, so a peer's `lost` notice comes after what that peer sent
   before it left. When a read was cut short by COUNT on some stream, `lost` notices wait for a
-  read that was not, since the cut-off part may hold earlier entries of that peer.
+  read that was not (at most 8 reads), since the cut-off part may hold earlier entries of that
+  peer.
 - An entry without the fields its stream needs is counted, copied to the dead-letter stream with
   its origin, and acknowledged; the reader goes on.
 """
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 DEAD_LETTER_MAX_LENGTH: Final = 10_000
 """Approximate bound of the dead-letter stream."""
+
+_MAX_DEFERRED_READS: Final = 8
 
 
 @attrs.frozen
@@ -71,6 +74,7 @@ class EntryReader:
     """Entries moved to the dead-letter stream."""
     _cursors: dict[str, bytes] | None = attrs.field(factory=dict)
     _deferred: list[PeerLost] = attrs.field(factory=list)
+    _deferred_reads: int = 0
 
     def __repr__(self) -> str:
         mode = "PENDING" if self._cursors is not None else "NEW"
@@ -120,9 +124,13 @@ class EntryReader:
                     self._cursors = None
                 else:
                     cursors.update(seen)
-            if not full and self._deferred:
-                batch.items.extend(self._deferred)
-                self._deferred.clear()
+            if self._deferred:
+                self._deferred_reads += 1
+                # Under a flood every read may be full: a notice waits a few reads, not forever.
+                if not full or self._deferred_reads > _MAX_DEFERRED_READS:
+                    batch.items.extend(self._deferred)
+                    self._deferred.clear()
+                    self._deferred_reads = 0
             if batch.items or batch.internal_acks:
                 return batch
 

@@ -202,6 +202,30 @@ async def test_control_packets_skip_a_full_window(redis_server: RedisServer) -> 
             assert (await _delivery(b)).packet == b"3"
 
 
+async def test_packets_of_a_leaving_peer_arrive_before_its_notice(
+    redis_server: RedisServer,
+) -> None:
+    """What a peer sent before closing is received before the notice that it left, even
+    when the reads are cut short by COUNT."""
+    transport = _transport(redis_server, read_count=16)
+    with trio.fail_after(10):
+        async with transport.connect("receiver") as receiver:
+            await receiver.claim("sink")
+            async with transport.connect("leaver") as leaver:
+                await leaver.send_batch([("sink", str(i).encode()) for i in range(100)])
+            await trio.sleep(HEARTBEAT)  # everything is in Redis before the first read below
+            received: list[bytes] = []
+            while True:
+                item = await receiver.receive()
+                if isinstance(item, PeerLost):
+                    break
+                assert isinstance(item.packet, bytes)
+                received.append(item.packet)
+                await receiver.ack(item)
+            assert item.system == "leaver" and not item.crashed
+            assert received == [str(i).encode() for i in range(100)]
+
+
 async def test_lapsed_heartbeat_is_reported_within_two_periods(
     redis_server: RedisServer,
 ) -> None:
