@@ -15,8 +15,7 @@ from redis.crc import key_slot
 
 from transports import BrokerError, Delivery, RedisTransport
 from transports._redis_connection import open_redis_client, open_redis_connection
-from transports.testing import RedisCluster, RedisServer
-from transports.testing._plugin import RedisServerFactory
+from transports.testing import RedisCluster, RedisServer, RedisServerFactory
 from transports.testing._server import CLUSTER_SLOTS
 
 

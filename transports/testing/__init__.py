@@ -17,6 +17,7 @@ from ._conformance import check_transport as check_transport
 from ._conformance import check_unique_names as check_unique_names
 from ._server import RedisCluster as RedisCluster
 from ._server import RedisServer as RedisServer
+from ._server import RedisServerFactory as RedisServerFactory
 from ._server import RedisServerUnavailable as RedisServerUnavailable
 from ._server import find_redis_server as find_redis_server
 from ._server import start_redis_cluster as start_redis_cluster
@@ -26,6 +27,7 @@ __all__ = [
     "LinkFactory",
     "RedisCluster",
     "RedisServer",
+    "RedisServerFactory",
     "RedisServerUnavailable",
     "check_addressed_delivery",
     "check_broadcast",

@@ -15,23 +15,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
 from .._redis import RedisTransport
-from ._server import RedisCluster, RedisServer, start_redis_cluster, start_redis_server
+from ._server import (
+    RedisCluster,
+    RedisServer,
+    RedisServerFactory,
+    start_redis_cluster,
+    start_redis_server,
+)
 
 TEST_HEARTBEAT = 0.2
 """The heartbeat period of `redis_transport`, in seconds."""
-
-
-class RedisServerFactory(Protocol):
-    """Starts a Redis server for the test; see `start_redis_server` for the arguments."""
-
-    async def __call__(
-        self, *, appendonly: bool = False, extra_args: Sequence[str] = ()
-    ) -> RedisServer: ...
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 import trio
@@ -191,6 +192,18 @@ async def _ping(address: RedisAddress) -> bool:
                 replies.append(reply)
             return replies[-1] == b"PONG"
     return False
+
+
+class RedisServerFactory(Protocol):
+    """The `redis_server_factory` fixture: starts a Redis server for the test.
+
+    See `start_redis_server` for the arguments; every server it started is stopped at the
+    end of the test.
+    """
+
+    async def __call__(
+        self, *, appendonly: bool = False, extra_args: Sequence[str] = ()
+    ) -> RedisServer: ...
 
 
 async def start_redis_server(
