@@ -89,6 +89,8 @@ class RedisTransport(Transport):
         namespace: prefix (and cluster hash tag) of every key; systems see each other only
             within one namespace.
         heartbeat: seconds between heartbeats; a dead node is reported within two periods.
+            A node whose Trio loop is blocked (or whose Redis connection is down) for longer
+            than one period may be reported dead too, so keep blocking work off the loop.
         max_packet_size: the largest packet in bytes; larger ones raise `PacketTooLarge`.
         ssl_context: for `rediss://` (default: the system's trusted certificates).
         window: most unacknowledged ordinary deliveries handed over per name; past it, the
