@@ -72,8 +72,16 @@ class RedisLinkStatistics:
 
 @attrs.define(eq=False)
 class RedisLink(TransportLink):
+    """One node's link to a RedisTransport; the rules it follows are in `transports._redis`.
+
+    Opened by `RedisTransport.connect`, never directly. Beyond `TransportLink` it offers
+    `statistics()`.
+    """
+
     system: str
+    """The name of the system that owns this link."""
     node: str
+    """This incarnation's node id: `system` + ":" + random hex."""
     _settings: LinkSettings
     _client: RedisClient
     _reader_client: RedisClient
