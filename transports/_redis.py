@@ -22,7 +22,7 @@ Rule 2 (delivery). Addressed packets go to the stream `inbox:<name>`, only if a 
 name (else `UnknownRecipient`). Each node reads, with one blocking XREADGROUP, its own box and
 the inboxes of the names it holds, as consumer `<node>` of the group `trio-actors`: no node
 reads another's traffic, and an actor that is slow to handle leaves its entries in Redis.
-Acknowledgements are buffered and written in batches, XACK and XDEL in one MULTI/EXEC per
+Acknowledgements are buffered and written in batches, XACK and XDEL in one script call per
 stream, with the next command or after 5 ms (so an ack costs no round trip of its own);
 acknowledged entries are deleted, so streams stay bounded, and an inbox its holder lets go
 empty is deleted. An ack not yet written when the node dies only means one more delivery.

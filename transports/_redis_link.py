@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # How long buffered acks wait for a command to carry them before they are written alone.
 _ACK_DELAY: Final = 0.005
+# Entry ids per ACK script call (Lua's unpack() has a stack limit of about 8,000 values).
+_ACKS_PER_CALL: Final = 1000
 
 
 @attrs.frozen
@@ -139,28 +141,38 @@ class RedisLink(TransportLink):
     async def _run_scripts(
         self, calls: Sequence[tuple[scripts.Script, Sequence[CommandArg]]]
     ) -> list[object]:
-        """Run scripts in one round trip (loading them after NOSCRIPT); error replies raise."""
+        """Run scripts in one round trip (loading them after NOSCRIPT); error replies raise.
+
+        Buffered acks ride along in the same write, so they cost no round trip of their own.
+        """
+        buffered, ack_calls = self._take_acks()
+        every = [*ack_calls, *calls]
         commands: list[Command] = [
             ("EVALSHA", script.sha, 1, self._prefix + "nodes", self._prefix, *args)
-            for script, args in calls
+            for script, args in every
         ]
-        # Buffered acks ride along in the same write (no round trip of their own).
-        buffered, acks = self._take_acks()
         try:
-            replies = (await self._client.pipeline([*acks, *commands]))[len(acks) :]
+            replies = await self._client.pipeline(commands)
+            if any(isinstance(reply, redis_exceptions.NoScriptError) for reply in replies):
+                # Redis restarted (or flushed its script cache): load them, run the rest again.
+                await self._client.pipeline(
+                    [("SCRIPT", "LOAD", script.source) for script in scripts.ALL_SCRIPTS]
+                )
+                again = [
+                    index
+                    for index, reply in enumerate(replies)
+                    if isinstance(reply, redis_exceptions.NoScriptError)
+                ]
+                answers = await self._client.pipeline([commands[index] for index in again])
+                for index, answer in zip(again, answers, strict=True):
+                    replies[index] = answer
         except BaseException:
             self._restore_acks(buffered)
             raise
-        if any(isinstance(reply, redis_exceptions.NoScriptError) for reply in replies):
-            # Redis restarted (or flushed its script cache): load them and run the rest again.
-            await self._client.pipeline([("SCRIPT", "LOAD", s.source) for s in scripts.ALL_SCRIPTS])
-            again = [
-                i for i, r in enumerate(replies) if isinstance(r, redis_exceptions.NoScriptError)
-            ]
-            for index, reply in zip(
-                again, await self._client.pipeline([commands[i] for i in again]), strict=True
-            ):
-                replies[index] = reply
+        for reply in replies[: len(ack_calls)]:
+            if isinstance(reply, redis_exceptions.RedisError):
+                logger.warning("node %r: acks not written: %s", self.node, reply)
+        replies = replies[len(ack_calls) :]
         for (script, _), reply in zip(calls, replies, strict=True):
             if isinstance(reply, redis_exceptions.RedisError):
                 raise BrokerError(f"EVALSHA {script.name}", str(reply)) from reply
@@ -281,9 +293,9 @@ class RedisLink(TransportLink):
             await trio.lowlevel.checkpoint()
             return
         stream, entry_id = _token(delivery)
-        # Acknowledgements are written by `_flush_acks` in batches (one MULTI/EXEC of XACK and
-        # XDEL per stream): a delivery whose ack was not written yet when the node died is
-        # delivered again (at-least-once), which the receiver must tolerate anyway.
+        # Acknowledgements are written in batches (one ACK script call per stream, with the
+        # next command or by `_flush_acks_loop`): a delivery whose ack was not written yet when
+        # the node died is delivered again (at-least-once), which the receiver tolerates anyway.
         self._ack_buffer.setdefault(stream, []).append(entry_id)
         self._acks_waiting.set()
         if self._settled(delivery):
@@ -299,18 +311,18 @@ class RedisLink(TransportLink):
             await trio.sleep(_ACK_DELAY)
             await self._flush_acks()
 
-    def _take_acks(self) -> tuple[dict[str, list[bytes]], list[Command]]:
-        """Empty the ack buffer: what it held, and the commands that write it."""
+    def _take_acks(
+        self,
+    ) -> tuple[dict[str, list[bytes]], list[tuple[scripts.Script, Sequence[CommandArg]]]]:
+        """Empty the ack buffer: what it held, and the ACK script calls that write it."""
         buffered, self._ack_buffer = self._ack_buffer, {}
-        commands: list[Command] = []
+        calls: list[tuple[scripts.Script, Sequence[CommandArg]]] = []
         for stream, entry_ids in buffered.items():
-            commands += [
-                ("MULTI",),
-                ("XACK", stream, scripts.GROUP, *entry_ids),
-                ("XDEL", stream, *entry_ids),
-                ("EXEC",),
-            ]
-        return buffered, commands
+            for start in range(0, len(entry_ids), _ACKS_PER_CALL):
+                calls.append(
+                    (scripts.ACK, (stream, *entry_ids[start : start + _ACKS_PER_CALL]))
+                )
+        return buffered, calls
 
     def _restore_acks(self, buffered: dict[str, list[bytes]]) -> None:
         """Put back acks that were not written (cancelled while closing, say)."""
@@ -320,15 +332,9 @@ class RedisLink(TransportLink):
             self._acks_waiting.set()
 
     async def _flush_acks(self) -> None:
-        """Write every buffered acknowledgement, XACK then XDEL atomically per stream."""
-        buffered, commands = self._take_acks()
-        if not commands:
-            return
-        try:
-            await self._client.pipeline(commands)
-        except BaseException:
-            self._restore_acks(buffered)
-            raise
+        """Write every buffered acknowledgement (XACK then XDEL, atomically per stream)."""
+        if self._ack_buffer:
+            await self._run_scripts([])
 
     async def _wake_reader(self) -> None:
         """End the reader's blocking read, so that it reads a name whose window reopened."""

@@ -269,9 +269,9 @@ return 1
 ACK: Final = _script(
     "ack",
     """
--- ARGV: stream, id. Acknowledges and deletes the entry, so streams stay bounded.
-redis.call('XACK', ARGV[2], group, ARGV[3])
-redis.call('XDEL', ARGV[2], ARGV[3])
+-- ARGV: stream, id, id, ... Acknowledges and deletes the entries, so streams stay bounded.
+redis.call('XACK', ARGV[2], group, unpack(ARGV, 3))
+redis.call('XDEL', ARGV[2], unpack(ARGV, 3))
 return 1
 """,
 )
