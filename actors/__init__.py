@@ -3,14 +3,7 @@
 Start with `open_actor_system`, subclass `Actor`, and `spawn` it.
 """
 
-from ._runtime.actor import Actor as Actor
-from ._runtime.actor import Finished as Finished
 from ._bridges.endpoint import Bridge as Bridge
-from ._wire.codec import EnvelopeCodec as EnvelopeCodec
-from ._wire.envelope import AgentError as AgentError
-from ._wire.envelope import AgentInfo as AgentInfo
-from ._wire.envelope import Envelope as Envelope
-from ._wire.envelope import JobStatus as JobStatus
 from ._exceptions import ActorError as ActorError
 from ._exceptions import ActorNotFound as ActorNotFound
 from ._exceptions import ActorStateError as ActorStateError
@@ -29,14 +22,21 @@ from ._jobs.types import JobResponse as JobResponse
 from ._jobs.types import JobResult as JobResult
 from ._jobs.types import JobTimeout as JobTimeout
 from ._jobs.types import job as job
-from ._runtime.instance import ActorSpec as ActorSpec
 from ._routing.mailbox import Mailbox as Mailbox
 from ._routing.mailbox import MailboxInterrupted as MailboxInterrupted
 from ._routing.mailbox import MailboxStatistics as MailboxStatistics
 from ._routing.registry import Watch as Watch
+from ._runtime.actor import Actor as Actor
+from ._runtime.actor import Finished as Finished
+from ._runtime.instance import ActorSpec as ActorSpec
 from ._runtime.system import ActorSystem as ActorSystem
 from ._runtime.system import SystemStatistics as SystemStatistics
 from ._runtime.system import open_actor_system as open_actor_system
+from ._wire.codec import EnvelopeCodec as EnvelopeCodec
+from ._wire.envelope import AgentError as AgentError
+from ._wire.envelope import AgentInfo as AgentInfo
+from ._wire.envelope import Envelope as Envelope
+from ._wire.envelope import JobStatus as JobStatus
 
 __all__ = [
     "Actor",

@@ -19,12 +19,16 @@ class ActorNotFound(ActorError, LookupError):
     Attributes:
         name: the name that was looked up.
         known: names that were registered at the time, sorted (may be empty).
+        reason: why it is gone, when that is known (its supervisor gave up on it, say).
     """
 
-    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+    def __init__(self, name: str, known: Iterable[str] = (), *, reason: str | None = None) -> None:
         self.name = name
         self.known = tuple(sorted(known))
+        self.reason = reason
         message = f"no actor named {name!r} is registered"
+        if reason:
+            message += f" ({reason})"
         if self.known:
             shown = ", ".join(repr(n) for n in self.known[:10])
             more = ", ..." if len(self.known) > 10 else ""

@@ -48,6 +48,9 @@ class Greeter(Actor):
 
     async def on_activated(self, args: Any) -> None:
         await super().on_activated(args)
+        if args is None:
+            # The activation at start (constructed active): nobody to welcome back yet.
+            return
         await self.send_frame(AgentText(self.name, "Welcome back! Anything else?"), bridge="chat")
 
 
@@ -67,7 +70,7 @@ class Support(Actor):
     async def on_frame(self, frame: Any, bridge: str) -> None:
         if "thank" in frame.text.lower():
             await self.send_frame(AgentText(self.name, "Glad to help. Back to the greeter."))
-            await self.handoff_to("greeter")
+            await self.handoff_to("greeter", args={"from": self.name})
         else:
             await self.send_frame(AgentText(self.name, f"Try turning {frame.text!r} off and on."))
 

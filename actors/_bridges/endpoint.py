@@ -23,18 +23,16 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import msgspec
 import trio
 
-from .._wire.envelope import AgentInfo, BridgeAck, BridgeFrame, Envelope
-from .._exceptions import ActorNotFound
+from .._exceptions import ActorNotFound, DecodeError
 from .._routing.mailbox import Mailbox
-
-if TYPE_CHECKING:
-    from .._runtime.system import ActorSystem
+from .._routing.router import Endpoint, Router
+from .._wire.envelope import AgentInfo, BridgeAck, BridgeFrame, Envelope
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +163,7 @@ class Bridge:
     _work: trio.Event = attrs.field(factory=trio.Event)
     _encode: Any = None
     _closed: bool = False
+    _bad_frames: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -238,6 +237,7 @@ class Bridge:
             "queued": self._router.queued,
             "in_flight": self._router.in_flight,
             "capacity": self._router.capacity,
+            "bad_frames": self._bad_frames,
         }
 
     # --- driven by the system's bridge endpoint task ----------------------------------------
@@ -264,13 +264,15 @@ def bridge_address(name: str) -> str:
 
 
 @asynccontextmanager
-async def serve_bridge(system: ActorSystem, name: str, capacity: int) -> AsyncIterator[Bridge]:
+async def serve_bridge(router: Router, name: str, capacity: int) -> AsyncIterator[Bridge]:
     """Run bridge `name`'s endpoint in `system` for the duration of the block.
 
     Three tasks serve it: one reads the endpoint's mailbox (acks, and frames the agents send
     out), one sends queued frames to the owner as the router allows, and one follows the
     registry to know who the owner is.
     """
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(f"capacity must be a positive int, got {capacity!r}")
     if capacity <= 0:
         raise ValueError(f"capacity must be > 0, got {capacity!r}")
     address = bridge_address(name)
@@ -280,16 +282,16 @@ async def serve_bridge(system: ActorSystem, name: str, capacity: int) -> AsyncIt
         FrameRouter(name, capacity=capacity),
         outbound_send,
         outbound_receive,
-        encode=system.codec.encode_value,
+        encode=router.codec.encode_value,
     )
     mailbox: Mailbox[Envelope] = Mailbox(capacity)
-    await system._claim(address)
-    system._mailboxes[address] = mailbox
+    endpoint = Endpoint(address, mailbox, on_control=_no_control)
+    await router.claim(endpoint)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_read_endpoint, system, bridge, mailbox)
-            nursery.start_soon(_pump_frames, system, bridge, address)
-            nursery.start_soon(_follow_owner, system, bridge)
+            nursery.start_soon(_read_endpoint, router, bridge, mailbox)
+            nursery.start_soon(_pump_frames, router, bridge, address)
+            nursery.start_soon(_follow_owner, router, bridge)
             yield bridge
             nursery.cancel_scope.cancel(reason="bridge closed")
     finally:
@@ -297,38 +299,52 @@ async def serve_bridge(system: ActorSystem, name: str, capacity: int) -> AsyncIt
         bridge._room.unpark_all()
         outbound_send.close()
         mailbox.close()
-        del system._mailboxes[address]
+        for leftover in mailbox.drain():
+            router.settle(leftover.id)
         with trio.CancelScope(shield=True):
-            await system._release(address)
+            await router.release(endpoint)
 
 
-async def _read_endpoint(system: ActorSystem, bridge: Bridge, mailbox: Mailbox[Envelope]) -> None:
+def _no_control(envelope: Envelope) -> None:
+    logger.debug("bridge endpoint ignored a %s", type(envelope.body).__name__)
+
+
+async def _read_endpoint(router: Router, bridge: Bridge, mailbox: Mailbox[Envelope]) -> None:
     while True:
         envelope = await mailbox.receive()
-        frame = bridge._on_envelope(envelope, system.codec.decode_value)
+        try:
+            frame = bridge._on_envelope(envelope, router.codec.decode_value)
+        except DecodeError as exc:
+            # An outbound frame nobody here can read: counted, logged and dropped.
+            bridge._bad_frames += 1
+            logger.warning("bridge %r dropped an undecodable frame: %s", bridge.name, exc)
+            frame = None
+        finally:
+            router.settle(envelope.id)
         if frame is not None:
             await bridge._outbound_send.send(frame)
 
 
-async def _pump_frames(system: ActorSystem, bridge: Bridge, address: str) -> None:
+async def _pump_frames(router: Router, bridge: Bridge, address: str) -> None:
     while True:
         await bridge._work.wait()
         bridge._work = trio.Event()
         for recipient, frame in bridge._router.next_frames():
             try:
-                await system._send(address, recipient, frame)
+                await router.send(router.envelope(address, recipient, frame))
             except ActorNotFound:
                 bridge._router.lost(recipient)
                 bridge._wake()
         bridge._room.unpark_all()
 
 
-async def _follow_owner(system: ActorSystem, bridge: Bridge) -> None:
+async def _follow_owner(router: Router, bridge: Bridge) -> None:
+    registry = router.registry
     version = -1
     known: set[str] = set()
     while True:
-        version = await system.registry.wait_changed(version)
-        agents = system.registry.agents()
+        version = await registry.wait_changed(version)
+        agents = registry.agents()
         names = {info.name for info in agents}
         for vanished in known - names:
             bridge._router.lost(vanished)

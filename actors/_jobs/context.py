@@ -2,22 +2,23 @@
 
 Theory of operation
 -------------------
-Entering registers the job with its requester and sends the requests (after waiting for every
-worker to be ready, within the deadline). Inside the block, iterating yields the events the
-requester took on delivery, granting credit back to each worker as they are read. Leaving
-waits for every member's terminal answer, discarding unread events (still granting credit, so
-a streaming worker is never stuck), and raises for any outcome short of success. An exception
-or cancellation inside the block, or while leaving, cancels every member still working first.
+Entering opens the job at its requester and sends the requests (after waiting for every worker
+to be ready, within the deadline). Inside the block, iterating yields the events the requester
+took on delivery, granting credit back as they are read. Leaving waits for every member's
+terminal answer, discarding unread events (still granting credit, so a streaming worker is
+never stuck), and raises for any outcome short of success. An exception or cancellation inside
+the block, or while leaving, cancels every member still working first (see `Requester`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from .._wire.envelope import JobCredit, JobStatus
-from .._jobs.types import CREDIT_WINDOW, DEADLINE_PASSED, JobError, JobEvent, JobGroupError
-from .._jobs.requester import JobRequesterMixin, _job_timeout, _JobState
+from .._wire.envelope import JobStatus
+from .ledger import JobLedger
+from .requester import OpenJob, Requester
+from .types import JobEvent
 
 
 class JobGroupContext:
@@ -25,7 +26,7 @@ class JobGroupContext:
 
     def __init__(
         self,
-        requester: JobRequesterMixin,
+        requester: Requester,
         members: tuple[str, ...],
         name: str | None,
         payload: Any,
@@ -38,153 +39,103 @@ class JobGroupContext:
         self._payload = payload
         self._timeout = timeout
         self._cancel_on_error = cancel_on_error
-        self._state: _JobState | None = None
+        self._job: OpenJob | None = None
 
     def __repr__(self) -> str:
-        state = self._state
-        if state is None:
+        if self._job is None:
             return f"<{type(self).__name__} [not started, workers: {self._members!r}]>"
+        ledger = self._job.ledger
         return (
-            f"<{type(self).__name__} [{state.job_id}, answered: {len(state.statuses)}"
-            f"/{len(state.members)}]>"
+            f"<{type(self).__name__} [{ledger.job_id}, answered: {len(ledger.statuses)}"
+            f"/{len(ledger.members)}]>"
         )
 
     @property
     def job_id(self) -> str:
         """The job's id (available inside the block)."""
-        return self._require().job_id
+        return self._ledger().job_id
 
     @property
     def responses(self) -> dict[str, Any]:
         """Worker name -> response, for the members that sent one."""
-        return dict(self._require().responses)
+        return dict(self._ledger().responses)
 
     @property
     def statuses(self) -> dict[str, JobStatus]:
         """Worker name -> terminal status (complete after the block)."""
-        return dict(self._require().statuses)
+        return dict(self._ledger().statuses)
 
-    def _require(self) -> _JobState:
-        if self._state is None:
+    @property
+    def errors(self) -> dict[str, str]:
+        """Worker name -> what went wrong, for every member that did not complete."""
+        return {name: text for name, text in self._ledger().errors.items() if text}
+
+    def _ledger(self) -> JobLedger:
+        if self._job is None:
             raise RuntimeError("the job has not been started; use it with 'async with'")
-        return self._state
+        return self._job.ledger
 
     async def __aenter__(self) -> JobGroupContext:
-        state = self._requester._new_state(
-            self._members, self._cancel_on_error, self._timeout, direct=True
-        )
-        self._state = state
-        try:
-            await self._requester._dispatch(state, self._name, self._payload)
-        except BaseException:
-            await self._requester._abandon(state, "job was interrupted while starting")
-            raise
+        job = self._requester.open(self._members, self._cancel_on_error, self._timeout, direct=True)
+        self._job = job
+        await self._requester.dispatch(job, self._name, self._payload)
         return self
 
     def __aiter__(self) -> AsyncIterator[JobEvent]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[JobEvent]:
-        state = self._require()
-        events = state.events
-        assert events is not None
-        while True:
-            if not events:
-                if state.done or self._failed(state):
-                    return
-                await self._wait(state.changed.wait)
-                continue
-            event = events.popleft()
-            await self._requester._grant_credit(state, event.actor_name)
-            yield event
+        if self._job is None:
+            raise RuntimeError("iterate over a job inside its 'async with' block")
+        return _JobEvents(self._requester, self._job)
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        state = self._require()
+        job = self._job
+        assert job is not None
         requester = self._requester
-        try:
-            if exc is None:
-                await self._wait(self._until_settled)
-        except BaseException:
-            await requester._abandon(state, "the requester's block was cancelled")
-            raise
         if exc is not None:
-            await requester._abandon(state, f"the requester's block raised {type(exc).__name__}")
+            requester.abandon(job, f"the requester's block raised {type(exc).__name__}")
             return
-        requester._requests.pop(state.job_id, None)
-        self._raise_for_outcome(state)
+        await requester.under_deadline(job, self._until_settled)
+        requester.jobs.pop(job.ledger.job_id, None)
+        error = job.ledger.failure(single=isinstance(self, JobContext))
+        if error is not None:
+            raise error
 
     async def _until_settled(self) -> None:
-        state = self._require()
-        cancelled_rest = False
-        while not state.done:
-            self._discard_events(state)
-            if self._failed(state) and not cancelled_rest:
-                cancelled_rest = True
-                await self._requester._cancel_members(state, f"{state.first_error!r} failed")
-                # Answers may have arrived while the cancels went out: look again before
-                # waiting for the next change.
-                continue
-            await state.changed.wait()
-        self._discard_events(state)
+        job = self._job
+        assert job is not None
+        ledger = job.ledger
+        while True:
+            while ledger.events:
+                # Credits for a discarded event still matter: the worker may be mid-stream.
+                self._requester.grant(job, ledger.events.popleft().actor_name)
+            if ledger.done:
+                return
+            await job.changed.wait()
 
-    def _discard_events(self, state: _JobState) -> None:
-        events = state.events
-        assert events is not None
-        while events:
-            event = events.popleft()
-            state.unread[event.actor_name] = state.unread.get(event.actor_name, 0) + 1
-            # Credits for a discarded event still matter: the worker may be mid-stream.
-            if state.unread[event.actor_name] >= CREDIT_WINDOW // 2:
-                self._credit_later(state, event.actor_name)
 
-    def _credit_later(self, state: _JobState, member: str) -> None:
-        count = state.unread.pop(member, 0)
-        system = self._requester._system_ref
-        system._post_control(
-            self._requester._requester_name, member, JobCredit(count=count), state.job_id
-        )
+class _JobEvents:
+    """Iterates a job's events as they arrive; ends when the job is over (or has failed).
 
-    def _failed(self, state: _JobState) -> bool:
-        return self._cancel_on_error and state.first_error is not None
+    A plain iterator rather than an async generator, so that leaving the loop early (``break``)
+    leaves nothing to finalize.
+    """
 
-    async def _wait(self, wait: Callable[[], Awaitable[None]]) -> None:
-        await self._requester._until_deadline(self._require(), wait)
+    def __init__(self, requester: Requester, job: OpenJob) -> None:
+        self._requester = requester
+        self._job = job
 
-    def _raise_for_outcome(self, state: _JobState) -> None:
-        failed = [n for n in state.members if state.statuses.get(n) is not JobStatus.COMPLETED]
-        if not failed:
-            return
-        if any(state.errors.get(member) == DEADLINE_PASSED for member in failed):
-            # The workers' copy of the deadline ended the job before the requester looked:
-            # still a timeout (Rule 1).
-            raise _job_timeout(state)
-        if isinstance(self, JobContext):
-            member = state.members[0]
-            status = state.statuses[member]
-            error = state.errors.get(member) or ""
-            raise JobError(
-                f"job {state.job_id} on {member!r} ended {status.name}"
-                + (f": {error}" if error else ""),
-                job_id=state.job_id,
-                statuses=state.statuses,
-                responses=state.responses,
-                errors=state.errors,
-            )
-        if not self._cancel_on_error:
-            # Worker outcomes do not raise; every member's status is in `g.statuses`.
-            return
-        first = state.first_error or failed[0]
-        detail = f"{first!r} ended {state.statuses[first].name}"
-        detail += f" ({state.errors.get(first) or 'no detail'})"
-        if state.first_error is not None:
-            detail += "; the other members were cancelled"
-        raise JobGroupError(
-            f"job {state.job_id}: {detail}",
-            job_id=state.job_id,
-            statuses=state.statuses,
-            responses=state.responses,
-            errors=state.errors,
-        )
+    def __aiter__(self) -> _JobEvents:
+        return self
+
+    async def __anext__(self) -> JobEvent:
+        job = self._job
+        ledger = job.ledger
+        while not ledger.events:
+            if ledger.done or ledger.failed:
+                raise StopAsyncIteration
+            await self._requester.under_deadline(job, job.changed.wait)
+        event = ledger.events.popleft()
+        self._requester.grant(job, event.actor_name)
+        return event
 
 
 class JobContext(JobGroupContext):
@@ -193,12 +144,12 @@ class JobContext(JobGroupContext):
     @property
     def response(self) -> Any:
         """The worker's response (after the block)."""
-        return self._require().responses.get(self._members[0])
+        return self._ledger().responses.get(self._members[0])
 
     @property
     def status(self) -> JobStatus | None:
         """The worker's terminal status (after the block)."""
-        return self._require().statuses.get(self._members[0])
+        return self._ledger().statuses.get(self._members[0])
 
     @property
     def actor_name(self) -> str:

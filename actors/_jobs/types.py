@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import attrs
 
-from .._wire.envelope import JobStatus
 from .._exceptions import ActorError
+from .._wire.envelope import JobStatus
 
 P = TypeVar("P")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -196,9 +197,12 @@ def job(
         TypeError: if used on something that is not an async function.
     """
 
-    def mark(function: F) -> F:
-        import inspect
+    if fn is not None and not callable(fn):
+        raise TypeError(
+            f"@job takes the handler's name as a keyword: write @job(name={fn!r}), not @job({fn!r})"
+        )
 
+    def mark(function: F) -> F:
         if not inspect.iscoroutinefunction(function):
             raise TypeError(f"@job handlers must be async functions, got {function!r}")
         setattr(function, _JOB_SPEC, JobHandlerSpec(name, sequential))
@@ -249,3 +253,18 @@ def payload_type(handler: Callable[..., Any]) -> Any:
             if args and args[0] is not Any:
                 return args[0]
     return None
+
+
+def describe(error: BaseException) -> str:
+    """Return ``Type: message`` for an error, looking inside single-error groups.
+
+    Never fails: an exception whose ``__str__`` raises is described by its type and that fact.
+    """
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    name = type(error).__name__
+    try:
+        text = str(error)
+    except Exception as exc:
+        text = f"<its message could not be rendered: {type(exc).__name__}>"
+    return f"{name}: {text}" if text else name

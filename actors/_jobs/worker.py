@@ -1,23 +1,24 @@
-"""Jobs, worker side: `@job` handlers in per-job cancel scopes, and their answers.
+"""The worker component: runs `@job` handlers in per-job cancel scopes and answers them.
 
 Theory of operation
 -------------------
-A `JobRequestMessage` is taken from the mailbox in order. If a cancel for its id arrived first
-(cancels are handled on delivery, ahead of the queue), a tombstone answers it CANCELLED without
-running it. Otherwise it becomes a `_HeldJob`: a task in the actor's nursery running its
-handler inside its own `trio.CancelScope`, whose deadline is the one the request carried.
+An actor *has* a `Worker`. A job request (from the mailbox, or at once when the actor is idle)
+becomes a `HeldJob` in the worker's `WorkerTable` and a task in the actor's nursery running
+its handler inside its own `trio.CancelScope`, whose deadline is the one the request carried.
 
 Rule 1: every held job answers exactly once. A return value or `send_job_response` answers
-COMPLETED (or the status given); an exception answers ERROR with its type and message; the
-scope being cancelled, by the requester, the deadline or the actor stopping, answers CANCELLED
-from the cleanup (FAILED when the actor is crashing), shielded so it always gets out. Once the
-job's scope has been cancelled no success is sent, even by a handler that finishes anyway: a
-cancel that reaches the worker before the answer always wins. An answer that cannot be sent
-(in strict mode, a response that does not encode) leaves the job unanswered, so the error path
-answers ERROR instead of the requester waiting forever.
+COMPLETED (or the status given); an exception answers ERROR with its type and message, and is
+logged once with its traceback; the scope being cancelled (by the requester, the deadline or
+the actor stopping) answers CANCELLED from the cleanup (FAILED when the actor crashed). Once a
+job's scope was cancelled no success is sent: a cancel that reached the worker first wins.
+The answer also settles the request's delivery (acknowledged with it).
 
 Rule 2: update and stream events spend credits the requester grants (`CREDIT_WINDOW`), so a
 requester that does not read slows the worker instead of growing a queue.
+
+Rule 3: a request that cannot run is answered at once: a cancel overtook it (CANCELLED), its
+deadline already passed (CANCELLED), its deadline is not a number (ERROR), its payload does
+not validate against the handler's `JobRequest[T]` (ERROR).
 """
 
 from __future__ import annotations
@@ -26,210 +27,125 @@ import contextvars
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import msgspec
 import trio
 
+from .._routing.router import Router
 from .._wire.envelope import (
-    Activate,
-    AgentError,
-    AgentReady,
-    BridgeFrame,
-    Deactivate,
     Envelope,
     JobCancel,
     JobCredit,
     JobRequestMessage,
     JobResponseMessage,
     JobStatus,
-    JobStreamData,
     JobStreamEnd,
-    JobStreamStart,
-    JobUpdateMessage,
-    JobUpdateRequest,
     SystemMessage,
 )
-from .._jobs.gate import FifoGate
-from .._jobs.types import (
-    CREDIT_WINDOW,
+from .gate import FifoGate
+from .table import HeldJob, WorkerTable
+from .types import (
     DEADLINE_PASSED,
     JobCancellation,
     JobHandlerSpec,
     JobRequest,
-    job_handlers,
+    describe,
     payload_type,
 )
 
-if TYPE_CHECKING:
-    from .._runtime.actor import Actor
+logger = logging.getLogger("actors.jobs")
 
-logger = logging.getLogger(__name__)
-
-current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+current_job: contextvars.ContextVar[tuple[str, str, str | None] | None] = contextvars.ContextVar(
     "trio_actors_current_job", default=None
 )
+"""(worker name, job id, job name) of the job the current task is handling."""
 
 _ANSWER_GRACE = 1.0
-"""Seconds a shielded cleanup may spend getting a terminal answer out."""
+"""Seconds a shielded cleanup may spend getting one terminal answer out."""
 
-_MAX_TOMBSTONES = 10_000
+
+class WorkerHost(Protocol):
+    """What the worker needs of the actor that has it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_concurrent_jobs(self) -> int | None: ...
+    def job_handler(
+        self, name: str | None
+    ) -> tuple[Callable[[JobRequest[Any]], Awaitable[Any]], JobHandlerSpec | None]: ...
+    async def on_job_cancelled(self, cancellation: JobCancellation) -> None: ...
+    async def on_job_update_requested(self, request: JobRequest[Any]) -> None: ...
+    async def on_error(self, error: str, fatal: bool) -> None: ...
 
 
 @attrs.define(eq=False)
-class _HeldJob:
-    request: JobRequest[Any]
+class _Handle:
     scope: trio.CancelScope
-    credits: int = CREDIT_WINDOW
     credit_event: trio.Event = attrs.field(factory=trio.Event)
     gates: list[tuple[FifoGate, int]] | None = None
-    """Admission tickets taken on arrival (sequential handler, max_concurrent_jobs)."""
-    answered: bool = False
-    cancel_reason: str | None = None
 
 
-class JobWorkerMixin:
-    """The worker half of `Actor`: receiving, running and answering jobs."""
+class Worker:
+    """Receives, runs and answers one actor's jobs.
 
-    _job_table: dict[str | None, tuple[str, JobHandlerSpec]]
+    Args:
+        router: the system's router.
+        host: the actor.
+        system: the system's name (for log records).
+    """
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._job_table = job_handlers(cls)
+    def __init__(self, router: Router, host: WorkerHost, system: str) -> None:
+        self.router = router
+        self._host = host
+        self._system = system
+        self.table: WorkerTable[_Handle] = WorkerTable()
+        self.nursery: trio.Nursery | None = None
+        """Where job tasks run; set by the actor while it runs."""
+        self.crashed = False
+        """Set when the actor crashed: jobs cut off answer FAILED instead of CANCELLED."""
+        self.accepting = True
+        self._sequential: dict[str | None, FifoGate] = {}
+        self._limit: FifoGate | None = None
+        self._idle: trio.Event | None = None
 
-    def _init_worker(self) -> None:
-        self._held: dict[str, _HeldJob] = {}
-        self._tombstones: dict[str, str | None] = {}
-        self._sequential_gates: dict[str | None, FifoGate] = {}
-        self._limit_gate: FifoGate | None = None
-        self._idle_waiter: trio.Event | None = None
-        self._crashing = False
-
-    # --- public worker API -------------------------------------------------------------------
-
-    @property
-    def job_id(self) -> str | None:
-        """The id of the job the current task is handling, or None outside a job handler."""
-        return current_job.get()
-
-    async def on_job_request(self, request: JobRequest[Any]) -> Any:
-        """Handle a request no `@job` handler matches; override for custom routing.
-
-        The default answers ERROR: the actor has no handler for that job name.
-        """
-        label = "the default job" if request.name is None else f"job {request.name!r}"
-        raise LookupError(f"actor {self._actor.name!r} has no handler for {label}")
-
-    async def on_job_cancelled(self, cancellation: JobCancellation) -> None:
-        """Called after a job of this worker was cancelled; CANCELLED is answered for you."""
-
-    async def on_job_update_requested(self, request: JobRequest[Any]) -> None:
-        """Called when a requester asks for progress; answer with `send_job_update`."""
-
-    async def send_job_response(
-        self, job_id: str, response: Any = None, *, status: JobStatus = JobStatus.COMPLETED
-    ) -> None:
-        """Answer job `job_id` (a terminal answer; later answers are ignored with a warning).
-
-        Raises:
-            EncodeError: in strict mode, if `response` cannot cross a process boundary.
-        """
-        held = self._held.get(job_id)
-        if held is None or held.answered:
-            logger.warning("actor %r: job %r is not held or already answered", self._name_, job_id)
-            await trio.lowlevel.checkpoint()
-            return
-        error = None if status is JobStatus.COMPLETED else _status_text(status, response)
-        await self._answer(held, JobResponseMessage(status=status, response=response, error=error))
-
-    async def send_job_update(self, job_id: str, data: Any = None) -> None:
-        """Send a progress update (waits while the requester has `CREDIT_WINDOW` unread)."""
-        await self._send_event(job_id, JobUpdateMessage(data=data))
-
-    async def send_job_stream_start(self, job_id: str, data: Any = None) -> None:
-        """Begin streaming results to the requester."""
-        await self._send_event(job_id, JobStreamStart(data=data))
-
-    async def send_job_stream_data(self, job_id: str, data: Any = None) -> None:
-        """Send one stream chunk (waits while the requester has `CREDIT_WINDOW` unread)."""
-        await self._send_event(job_id, JobStreamData(data=data))
-
-    async def send_job_stream_end(self, job_id: str, data: Any = None) -> None:
-        """End the stream; this completes the job with `data` as its response."""
-        held = self._held.get(job_id)
-        if held is None or held.answered:
-            await trio.lowlevel.checkpoint()
-            return
-        await self._answer(held, JobStreamEnd(data=data))
-
-    # --- internals ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<Worker [{self._host.name!r}, {self.table!r}]>"
 
     @property
-    def _actor(self) -> Actor:
-        return self  # type: ignore[return-value]
+    def busy(self) -> bool:
+        """Whether it holds any job."""
+        return bool(self.table.held)
 
-    @property
-    def _name_(self) -> str:
-        return self._actor.name
+    # --- taking requests --------------------------------------------------------------------
 
-    def _handlers(self) -> dict[type, Callable[[Envelope], Awaitable[None]]]:
-        actor = self._actor
-        return {
-            Activate: actor._handle_activate,
-            Deactivate: actor._handle_deactivate,
-            AgentError: actor._handle_agent_error,
-            AgentReady: actor._handle_agent_ready,
-            BridgeFrame: actor._handle_frame,
-            JobRequestMessage: self._handle_job_request,
-            JobUpdateRequest: self._handle_update_request,
-            **self._requester_handlers(),
-        }
-
-    def _requester_handlers(self) -> dict[type, Callable[[Envelope], Awaitable[None]]]:
-        return {}
-
-    async def _handle_job_request(self, envelope: Envelope) -> None:
-        held = self._hold(envelope)
-        if held is None:
-            return
-        if held.request.job_id in self._tombstones:
-            # The cancel overtook its request in the queue: answer without running.
-            held.cancel_reason = self._tombstones.pop(held.request.job_id)
-            await self._answer(held, _cancelled(held.cancel_reason))
-            self._release(held)
-            return
-        self._launch(held)
-
-    def _start_job_at_once(self, envelope: Envelope) -> bool:
-        """Start a job on delivery when the mailbox loop would do exactly that right now.
-
-        That is when the loop is parked on an empty mailbox (nothing queued ahead of this
-        request, so arrival order holds) and no tombstone waits for this job. It saves the
-        loop's wake-up; anything else goes through the mailbox as usual.
-        """
-        mailbox = self._actor._mailbox
-        if (
-            mailbox is None
-            or not mailbox.receiver_waiting
-            or self._actor._ending
-            or envelope.job_id in self._tombstones
-        ):
-            return False
+    def take_request(self, envelope: Envelope) -> None:
+        """Take a job request from the mailbox (in arrival order)."""
         held = self._hold(envelope)
         if held is not None:
             self._launch(held)
-        return True
 
-    def _hold(self, envelope: Envelope) -> _HeldJob | None:
+    def _hold(self, envelope: Envelope) -> HeldJob[_Handle] | None:
         job_id = envelope.job_id
         message: JobRequestMessage = envelope.body
+        name = self._host.name
         if job_id is None:
-            logger.warning("actor %r: job request without a job id; dropped", self._name_)
+            logger.warning(
+                "actor %r (system %r): job request without a job id; dropped", name, self._system
+            )
+            self.router.settle(envelope.id)
             return None
-        deadline = (
-            trio.current_time() + envelope.deadline if envelope.deadline is not None else None
-        )
+        now = trio.current_time()
+        budget = envelope.deadline
+        refusal = None
+        if budget is not None and (math.isnan(budget) or math.isinf(budget)):
+            refusal = JobResponseMessage(
+                status=JobStatus.ERROR, error=f"invalid deadline budget {budget!r}"
+            )
+            budget = None
+        deadline = None if budget is None else now + max(0.0, budget)
         request: JobRequest[Any] = JobRequest(
             job_id=job_id,
             name=message.name,
@@ -237,63 +153,123 @@ class JobWorkerMixin:
             sender=envelope.sender,
             deadline=deadline,
         )
-        held = _HeldJob(
-            request, trio.CancelScope(deadline=math.inf if deadline is None else deadline)
-        )
-        held.gates = self._admission_tickets(message.name)
-        self._held[job_id] = held
-        self._actor.system._job_parties.add(self._actor)
+        scope = trio.CancelScope(deadline=math.inf if deadline is None else deadline)
+        held = self.table.hold(request, envelope.id, _Handle(scope))
+        found, reason = self.table.take_tombstone(job_id, now)
+        if found:
+            # The cancel overtook its request in the queue: answer without running.
+            held.cancel_reason = reason or "cancelled by the requester"
+            refusal = _cancelled(held.cancel_reason)
+        elif budget is not None and budget <= 0:
+            refusal = _cancelled(DEADLINE_PASSED)
+        elif not self.accepting:
+            refusal = _cancelled(f"worker {name!r} is stopping")
+        if refusal is not None:
+            self._launch_answer(held, refusal)
+            return None
+        held.handle.gates = self._admission_tickets(message.name)
         return held
 
+    def start_at_once(self, envelope: Envelope, *, idle: bool) -> bool:
+        """Start a job on delivery when queueing it would change nothing (or must not).
+
+        That is when the actor's mailbox loop is parked on an empty mailbox (so arrival order
+        holds), or when the actor asks a job of itself (queueing behind the very message its
+        loop is handling could never finish).
+        """
+        if not self.accepting:
+            return False
+        if not idle and envelope.sender != self._host.name:
+            return False
+        if envelope.job_id is not None and self.table.has_tombstone(envelope.job_id):
+            return False
+        self.take_request(envelope)
+        return True
+
     def _admission_tickets(self, name: str | None) -> list[tuple[FifoGate, int]] | None:
-        entry = self._job_table.get(name)
-        limit = self._actor.max_concurrent_jobs
-        if (entry is None or not entry[1].sequential) and limit is None:
+        _, spec = self._host.job_handler(name)
+        sequential = spec is not None and spec.sequential
+        limit = self._host.max_concurrent_jobs
+        if not sequential and limit is None:
             return None
         gates: list[tuple[FifoGate, int]] = []
-        if entry is not None and entry[1].sequential:
-            gate = self._sequential_gates.setdefault(name, FifoGate(1))
+        if sequential:
+            gate = self._sequential.setdefault(name, FifoGate(1))
             gates.append((gate, gate.ticket()))
         if limit is not None:
-            if self._limit_gate is None:
-                self._limit_gate = FifoGate(limit)
-            gates.append((self._limit_gate, self._limit_gate.ticket()))
+            if self._limit is None:
+                self._limit = FifoGate(limit)
+            gates.append((self._limit, self._limit.ticket()))
         return gates
 
-    def _launch(self, held: _HeldJob) -> None:
-        nursery = self._actor._nursery
-        assert nursery is not None
-        nursery.start_soon(self._run_job, held, name=f"job {held.request.job_id}")
+    def would_wait_for_itself(self, job_name: str | None) -> bool:
+        """Whether a job of this actor, asked from inside one of its own handlers, could never
+        be admitted (the asking handler holds the only place it would need)."""
+        current = current_job.get()
+        if current is None or current[0] != self._host.name:
+            return False
+        _, spec = self._host.job_handler(job_name)
+        if spec is not None and spec.sequential and current[2] == job_name:
+            return True
+        return self._host.max_concurrent_jobs == 1
 
-    async def _run_job(self, held: _HeldJob) -> None:
+    def _launch(self, held: HeldJob[_Handle]) -> None:
+        nursery = self.nursery
+        assert nursery is not None
+        nursery.start_soon(self._run, held, name=f"{self._host.name}: job {held.request.job_id}")
+
+    def _launch_answer(self, held: HeldJob[_Handle], message: JobResponseMessage) -> None:
+        async def answer() -> None:
+            try:
+                with trio.CancelScope(shield=True), trio.move_on_after(_ANSWER_GRACE):
+                    await self._answer(held, message)
+            finally:
+                self._release(held)
+
+        if self.nursery is None:
+            self._release(held)
+            return
+        self.nursery.start_soon(answer, name=f"{self._host.name}: answer {held.request.job_id}")
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def _run(self, held: HeldJob[_Handle]) -> None:
         request = held.request
-        token = current_job.set(request.job_id)
+        handle = held.handle
+        token = current_job.set((self._host.name, request.job_id, request.name))
         try:
-            with held.scope:
+            with handle.scope:
                 # A cancel that arrived before the task started means the handler never runs.
                 await trio.lowlevel.checkpoint_if_cancelled()
-                if held.gates is None:
+                if handle.gates is None:
                     await self._invoke(held)
                 else:
-                    async with _Admission(held.gates):
+                    async with _Admission(handle.gates):
                         await self._invoke(held)
         except Exception as exc:
+            text = describe(exc)
+            logger.error(
+                "actor %r (system %r): job %s failed: %s",
+                self._host.name,
+                self._system,
+                request.job_id,
+                text,
+                exc_info=exc,
+                extra={"actor": self._host.name, "system": self._system, "job_id": request.job_id},
+            )
             with trio.CancelScope(shield=True), trio.move_on_after(_ANSWER_GRACE):
-                await self._answer(held, _error_answer(exc))
-            await self._report_job_error(exc)
+                await self._answer(held, JobResponseMessage(status=JobStatus.ERROR, error=text))
+            await self._report(text)
         finally:
             current_job.reset(token)
             if not held.answered:
-                with trio.CancelScope(shield=True), trio.move_on_after(_ANSWER_GRACE):
-                    await self._answer_cancelled(held)
+                with trio.CancelScope(shield=True), trio.move_on_after(_ANSWER_GRACE * 2):
+                    await self._answer_cut_off(held)
             self._release(held)
 
-    async def _invoke(self, held: _HeldJob) -> None:
+    async def _invoke(self, held: HeldJob[_Handle]) -> None:
         request = held.request
-        entry = self._job_table.get(request.name)
-        handler: Callable[[JobRequest[Any]], Awaitable[Any]] = (
-            getattr(self, entry[0]) if entry is not None else self.on_job_request
-        )
+        handler, _ = self._host.job_handler(request.name)
         wanted = payload_type(getattr(handler, "__func__", handler))
         if wanted is not None:
             try:
@@ -305,154 +281,187 @@ class JobWorkerMixin:
                 )
                 return
             request = attrs.evolve(request, payload=payload)
+            held.request = request
         result = await handler(request)
         if not held.answered:
             await self._answer(
                 held, JobResponseMessage(status=JobStatus.COMPLETED, response=result)
             )
 
-    async def _answer_cancelled(self, held: _HeldJob) -> None:
-        if self._crashing:
-            message = JobResponseMessage(
-                status=JobStatus.FAILED, error=f"worker {self._name_!r} crashed"
+    async def _answer_cut_off(self, held: HeldJob[_Handle]) -> None:
+        name = self._host.name
+        if self.crashed:
+            await self._answer(
+                held, JobResponseMessage(status=JobStatus.FAILED, error=f"worker {name!r} crashed")
             )
-        else:
-            message = _cancelled(held.cancel_reason or self._cancel_text(held))
-        await self._answer(held, message)
-        if not self._crashing:
-            with trio.move_on_after(_ANSWER_GRACE):
-                try:
-                    await self.on_job_cancelled(
-                        JobCancellation(held.request.job_id, held.cancel_reason, held.request)
-                    )
-                except Exception:
-                    logger.exception("actor %r: on_job_cancelled failed", self._name_)
+            return
+        reason = held.cancel_reason or self._cut_off_reason(held)
+        await self._answer(held, _cancelled(reason))
+        with trio.move_on_after(_ANSWER_GRACE):
+            try:
+                await self._host.on_job_cancelled(
+                    JobCancellation(held.request.job_id, held.cancel_reason, held.request)
+                )
+            except Exception as exc:
+                logger.error(
+                    "actor %r (system %r): on_job_cancelled failed for job %s: %s",
+                    name,
+                    self._system,
+                    held.request.job_id,
+                    describe(exc),
+                    exc_info=exc,
+                )
 
-    def _cancel_text(self, held: _HeldJob) -> str:
+    def _cut_off_reason(self, held: HeldJob[_Handle]) -> str:
         deadline = held.request.deadline
         if deadline is not None and trio.current_time() >= deadline:
             return DEADLINE_PASSED
-        return f"worker {self._name_!r} stopped"
+        return f"worker {self._host.name!r} stopped"
 
-    async def _answer(self, held: _HeldJob, message: SystemMessage) -> None:
-        """Send `held`'s terminal answer, unless it has one (Rule 1).
-
-        A success is not sent once the job's scope was cancelled: the cleanup answers
-        CANCELLED instead, so a cancel that reached the worker before the answer always wins.
-        An answer that could not be sent (it does not encode, or the send was cancelled)
-        leaves the job unanswered, so the error path or the cleanup still answers it.
-        """
-        if held.answered:
-            await trio.lowlevel.checkpoint()
-            return
-        if _is_success(message) and held.scope.cancel_called:
+    async def _answer(self, held: HeldJob[_Handle], message: SystemMessage) -> None:
+        """Send `held`'s terminal answer, unless it has one (Rule 1)."""
+        if held.answered or (_is_success(message) and held.handle.scope.cancel_called):
             await trio.lowlevel.checkpoint()
             return
         held.answered = True
-        system = self._actor.system
+        envelope = self.router.envelope(
+            self._host.name, held.request.sender, message, job_id=held.request.job_id
+        )
         try:
-            await system._send(
-                self._name_,
-                held.request.sender,
-                message,
-                job_id=held.request.job_id,
-                missing_ok=True,
-                eager=True,
-            )
+            await self.router.send(envelope, missing_ok=True, eager=True, settles=held.envelope_id)
         except BaseException:
             held.answered = False
             raise
-        # Wake any event still waiting for credits: the job is over.
-        held.credit_event.set()
+        # Wake an event still waiting for credits: the job is over.
+        held.handle.credit_event.set()
 
-    async def _send_event(self, job_id: str, message: SystemMessage) -> None:
-        held = self._held.get(job_id)
+    async def _report(self, text: str) -> None:
+        try:
+            await self._host.on_error(text, False)
+        except Exception as exc:
+            logger.error(
+                "actor %r (system %r): on_error failed: %s",
+                self._host.name,
+                self._system,
+                describe(exc),
+                exc_info=exc,
+            )
+
+    def _release(self, held: HeldJob[_Handle]) -> None:
+        gates = held.handle.gates
+        if gates:
+            for gate, ticket in gates:
+                gate.forget(ticket)
+            held.handle.gates = None
+        self.router.settle(held.envelope_id)
+        self.table.release(held.request.job_id)
+        if not self.table.held and self._idle is not None:
+            self._idle.set()
+
+    # --- the public worker API --------------------------------------------------------------
+
+    async def respond(self, job_id: str, response: Any, status: JobStatus) -> None:
+        """`send_job_response`: answer `job_id` (later answers are ignored with a warning)."""
+        held = self.table.held.get(job_id)
+        if held is None or held.answered:
+            logger.warning(
+                "actor %r (system %r): job %s is not held or already answered",
+                self._host.name,
+                self._system,
+                job_id,
+            )
+            await trio.lowlevel.checkpoint()
+            return
+        error = None if status is JobStatus.COMPLETED else f"worker answered {status.name}"
+        await self._answer(held, JobResponseMessage(status=status, response=response, error=error))
+
+    async def end_stream(self, job_id: str, data: Any) -> None:
+        """`send_job_stream_end`: complete the job with `data` as its response."""
+        held = self.table.held.get(job_id)
         if held is None or held.answered:
             await trio.lowlevel.checkpoint()
             return
-        while held.credits <= 0:
-            await held.credit_event.wait()
+        await self._answer(held, JobStreamEnd(data=data))
+
+    async def send_event(self, job_id: str, message: SystemMessage) -> None:
+        """Send an update or stream event, waiting while the requester has no credit left."""
+        held = self.table.held.get(job_id)
+        if held is None or held.answered:
+            await trio.lowlevel.checkpoint()
+            return
+        while not self.table.spend_credit(held):
+            held.handle.credit_event = trio.Event()
+            await held.handle.credit_event.wait()
             if held.answered:
                 # The job ended while this event waited for room: there is no one to tell.
                 return
-        held.credits -= 1
-        if held.credits <= 0:
-            held.credit_event = trio.Event()
-        await self._actor.system._send(
-            self._name_, held.request.sender, message, job_id=job_id, missing_ok=True
+        envelope = self.router.envelope(
+            self._host.name, held.request.sender, message, job_id=job_id
         )
+        await self.router.send(envelope, missing_ok=True)
 
-    def _take_control(self, envelope: Envelope) -> None:
-        """Handle a cancel or credit on delivery, ahead of the mailbox queue."""
+    async def update_requested(self, envelope: Envelope) -> None:
+        """A requester asked for progress on one of this worker's jobs."""
+        held = self.table.held.get(envelope.job_id or "")
+        if held is not None and not held.answered:
+            await self._host.on_job_update_requested(held.request)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    # --- control ----------------------------------------------------------------------------
+
+    def take_control(self, envelope: Envelope) -> None:
+        """Take a cancel or a credit on delivery, ahead of the mailbox queue."""
         job_id = envelope.job_id
         if job_id is None:
             return
         body = envelope.body
-        held = self._held.get(job_id)
         if isinstance(body, JobCredit):
+            held = self.table.on_credit(job_id, body.count)
             if held is not None:
-                held.credits += body.count
-                held.credit_event.set()
+                held.handle.credit_event.set()
         elif isinstance(body, JobCancel):
-            if held is None:
-                if len(self._tombstones) >= _MAX_TOMBSTONES:
-                    self._tombstones.pop(next(iter(self._tombstones)))
-                self._tombstones[job_id] = body.reason
-            elif not held.answered:
-                held.cancel_reason = body.reason or "cancelled by the requester"
-                held.scope.cancel(reason=held.cancel_reason)
+            budget = envelope.deadline
+            if budget is not None and not math.isfinite(budget):
+                budget = None
+            held = self.table.on_cancel(job_id, body.reason, trio.current_time(), budget)
+            if held is not None:
+                held.handle.scope.cancel(reason=held.cancel_reason)
 
-    async def _handle_update_request(self, envelope: Envelope) -> None:
-        held = self._held.get(envelope.job_id or "")
-        if held is not None and not held.answered:
-            await self.on_job_update_requested(held.request)
+    def requester_gone(self, requester: str) -> None:
+        """`requester` is gone: the jobs it asked for are cancelled."""
+        for held in self.table.sent_by(requester):
+            held.cancel_reason = f"requester {requester!r} is gone"
+            held.handle.scope.cancel(reason=held.cancel_reason)
 
-    async def _report_job_error(self, exc: Exception) -> None:
-        try:
-            await self._actor.on_error(f"{type(exc).__name__}: {exc}", False)
-        except Exception:
-            logger.exception("actor %r: on_error failed", self._name_)
-
-    def _release(self, held: _HeldJob) -> None:
-        if held.gates:
-            # Places in line the job never used (tombstoned, or cancelled while waiting).
-            for gate, ticket in held.gates:
-                gate.forget(ticket)
-        self._held.pop(held.request.job_id, None)
-        if not self._held and self._idle_waiter is not None:
-            self._idle_waiter.set()
-
-    def _requester_gone_for_worker(self, name: str) -> None:
-        for held in list(self._held.values()):
-            if held.request.sender == name and not held.answered:
-                held.cancel_reason = f"requester {name!r} is gone"
-                held.scope.cancel(reason=held.cancel_reason)
-
-    async def _wait_for_jobs(self) -> None:
-        # Made only when someone waits, so that starting a job costs no Event.
-        while self._held:
-            self._idle_waiter = trio.Event()
-            await self._idle_waiter.wait()
+    async def wait_idle(self) -> None:
+        """Wait until no job is held."""
+        while self.table.held:
+            self._idle = trio.Event()
+            await self._idle.wait()
         await trio.lowlevel.checkpoint()
 
-    async def _answer_leftovers(self, leftovers: list[Envelope], *, crashed: bool) -> None:
+    async def refuse_leftovers(self, leftovers: list[Envelope], *, crashed: bool) -> None:
+        """Answer job requests that were still queued when the actor stopped."""
+        name = self._host.name
+        status = JobStatus.FAILED if crashed else JobStatus.CANCELLED
+        text = f"worker {name!r} {'crashed' if crashed else 'stopped'}"
         for envelope in leftovers:
             if isinstance(envelope.body, JobRequestMessage) and envelope.job_id:
-                status = JobStatus.FAILED if crashed else JobStatus.CANCELLED
-                text = f"worker {self._name_!r} {'crashed' if crashed else 'stopped'}"
+                answer = self.router.envelope(
+                    name,
+                    envelope.sender,
+                    JobResponseMessage(status=status, error=text),
+                    job_id=envelope.job_id,
+                )
                 with trio.move_on_after(_ANSWER_GRACE):
-                    await self._actor.system._send(
-                        self._name_,
-                        envelope.sender,
-                        JobResponseMessage(status=status, error=text),
-                        job_id=envelope.job_id,
-                        missing_ok=True,
-                    )
+                    await self.router.send(answer, missing_ok=True, settles=envelope.id)
+            self.router.settle(envelope.id)
 
 
 @attrs.define
 class _Admission:
-    """Enters a job's admission gates in order (none for most jobs); leaves them at the end."""
+    """Enters a job's admission gates in order; leaves them at the end."""
 
     gates: list[tuple[FifoGate, int]] | None
     entered: int = 0
@@ -496,11 +505,3 @@ def _is_success(message: SystemMessage) -> bool:
     if isinstance(message, JobStreamEnd):
         return True
     return isinstance(message, JobResponseMessage) and message.status is JobStatus.COMPLETED
-
-
-def _error_answer(exc: BaseException) -> JobResponseMessage:
-    return JobResponseMessage(status=JobStatus.ERROR, error=f"{type(exc).__name__}: {exc}")
-
-
-def _status_text(status: JobStatus, response: Any) -> str:
-    return f"worker answered {status.name}"

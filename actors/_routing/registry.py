@@ -22,6 +22,7 @@ import attrs
 import msgspec
 import trio
 
+from .._exceptions import ActorNotFound
 from .._wire.envelope import AgentInfo
 
 WatchCallback = Callable[[AgentInfo], None]
@@ -66,6 +67,8 @@ class Registry:
     _agents: dict[str, AgentInfo] = attrs.field(factory=dict)
     _watches: dict[str, list[Watch]] = attrs.field(factory=dict)
     _waiters: dict[str, list[trio.Event]] = attrs.field(factory=dict)
+    _restarting: set[str] = attrs.field(factory=set)
+    _abandoned: dict[str, str] = attrs.field(factory=dict)
     _changed: trio.Event = attrs.field(factory=trio.Event)
     version: int = 0
     """Incremented on every change."""
@@ -93,9 +96,17 @@ class Registry:
         return [info for info in self._agents.values() if info.system == system]
 
     def add(self, info: AgentInfo) -> None:
-        """Record `info` (replacing an older entry of that name) and tell waiters and watches."""
+        """Record `info` (replacing an older entry of that name) and tell waiters and watches.
+
+        A second announcement of the same incarnation (a peer re-announcing its actors when a
+        system joins) updates the entry but fires nothing again: watches fire once per start.
+        """
+        old = self._agents.get(info.name)
         self._agents[info.name] = info
+        self._restarting.discard(info.name)
         self._bump()
+        if old is not None and old.incarnation == info.incarnation:
+            return
         for event in self._waiters.pop(info.name, ()):
             event.set()
         for watch in list(self._watches.get(info.name, ())):
@@ -120,6 +131,9 @@ class Registry:
     async def wait_ready(self, name: str) -> AgentInfo:
         """Wait until `name` is registered and ready, and return its entry.
 
+        Raises:
+            ActorNotFound: if `name` was restarting and its supervisor gave up on it.
+
         Cancellation: a checkpoint; cancelling the wait releases it.
         """
         while True:
@@ -137,6 +151,38 @@ class Registry:
                     waiters.remove(event)
                     if not waiters:
                         self._waiters.pop(name, None)
+            reason = self._abandoned.get(name)
+            if reason is not None and name not in self._agents:
+                raise ActorNotFound(name, self.names(), reason=reason)
+
+    def expect_restart(self, name: str) -> None:
+        """`name` ended and its supervisor may start it again: jobs wait for the new one."""
+        self._restarting.add(name)
+        self._abandoned.pop(name, None)
+
+    def restarting(self, name: str) -> bool:
+        """Whether `name` is between an instance that ended and one that may start."""
+        return name in self._restarting
+
+    def ended_for_good(self, name: str, reason: str) -> None:
+        """`name` will not be started again: whoever waits for it is told so at once."""
+        was_restarting = name in self._restarting
+        self._restarting.discard(name)
+        if name in self._agents:
+            return
+        waiters = self._waiters.pop(name, ())
+        if not waiters and not was_restarting:
+            return
+        self._abandoned[name] = reason
+        for event in waiters:
+            event.set()
+        # Only the waiters of this moment are told; the note goes with them.
+        if not waiters:
+            self._abandoned.pop(name, None)
+
+    def forget_abandoned(self, name: str) -> None:
+        """Drop the note left for waiters of a name that ended for good."""
+        self._abandoned.pop(name, None)
 
     def watch(self, name: str, callback: WatchCallback) -> Watch:
         """Call `callback(info)` each time `name` becomes ready, at once if it already is."""

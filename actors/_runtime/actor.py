@@ -7,6 +7,7 @@ is, what it can override, and what it can call.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import secrets
@@ -20,21 +21,30 @@ import trio
 from supervision import Backoff, Restart, RestartIntensity, Strategy
 
 from .._bridges.endpoint import bridge_address
+from .._exceptions import ActorNotFound, ActorStateError, DecodeError
+from .._jobs.facade import JobRequesterAPI
+from .._jobs.requester import Requester
+from .._jobs.types import JobCancellation, JobHandlerSpec, JobRequest, job_handlers
+from .._jobs.worker import Worker, current_job
+from .._routing.mailbox import Mailbox
+from .._routing.registry import Watch
 from .._wire.envelope import (
     Activate,
     AgentActivation,
     AgentError,
     AgentInfo,
+    AgentReady,
+    BridgeAck,
     BridgeFrame,
     Deactivate,
     Envelope,
+    JobStatus,
+    JobStreamData,
+    JobStreamStart,
+    JobUpdateMessage,
+    JobUpdateRequest,
     SystemMessage,
 )
-from .._exceptions import ActorStateError
-from .._routing.mailbox import Mailbox
-from .._routing.registry import Watch
-from .._jobs.requester import JobRequesterMixin
-from .._jobs.worker import JobWorkerMixin
 
 if TYPE_CHECKING:
     from .._bridges.endpoint import Bridge
@@ -66,7 +76,68 @@ class Finished:
         return f"<Finished [{'done' if self._event.is_set() else 'pending'}]>"
 
 
-class Actor(JobRequesterMixin, JobWorkerMixin):
+def _check_bound(parameter: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{parameter} must be a positive int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{parameter} must be > 0, got {value!r}")
+
+
+_RESERVED = frozenset(
+    {
+        "job",
+        "job_group",
+        "request_job",
+        "request_job_group",
+        "cancel_job",
+        "request_job_update",
+        "send_job_response",
+        "send_job_update",
+        "send_job_stream_start",
+        "send_job_stream_data",
+        "send_job_stream_end",
+        "send_message",
+        "send_error",
+        "end",
+        "cancel",
+        "add_child",
+        "remove_child",
+        "activate_agent",
+        "deactivate_agent",
+        "handoff_to",
+        "watch_agent",
+        "send_frame",
+        "open_bridge",
+        "start_soon",
+    }
+)
+"""Methods of `Actor` a subclass must not replace with a job handler."""
+
+_HOOKS = (
+    "on_ready",
+    "on_finished",
+    "on_error",
+    "on_activated",
+    "on_deactivated",
+    "on_agent_ready",
+    "on_agent_error",
+    "on_message",
+    "on_frame",
+    "on_job_request",
+    "on_job_cancelled",
+    "on_job_update_requested",
+    "on_job_response",
+    "on_job_update",
+    "on_job_stream_start",
+    "on_job_stream_data",
+    "on_job_stream_end",
+    "on_job_completed",
+    "on_job_error",
+)
+"""Hooks the runtime awaits: an override must be an async function."""
+
+
+class Actor(JobRequesterAPI):
     """An agent: a supervised Trio task with a mailbox, hooks, children and jobs.
 
     Subclass it, override hooks (calling ``await super().hook(...)`` first), and start it with
@@ -100,6 +171,25 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
     _init_args: tuple[tuple[Any, ...], dict[str, Any]]
     """Delay schedule between restarts of a child (None: restart at once)."""
 
+    _job_table: ClassVar[dict[str | None, tuple[str, JobHandlerSpec]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Mistakes in a class are reported when it is defined, not at its first request.
+        super().__init_subclass__(**kwargs)
+        table = job_handlers(cls)
+        for attribute, _spec in table.values():
+            if attribute in _RESERVED:
+                raise TypeError(
+                    f"{cls.__name__}.{attribute} is a job handler that hides Actor.{attribute}; "
+                    "give the method another name (the job's name is set with @job(name=...))"
+                )
+            _check_handler_signature(cls, attribute)
+        for hook in _HOOKS:
+            method = getattr(cls, hook, None)
+            if method is not None and not inspect.iscoroutinefunction(method):
+                raise TypeError(f"{cls.__name__}.{hook} must be an async function (async def)")
+        cls._job_table = table
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Actor:
         # Record the constructor arguments so a supervisor can build a fresh instance for a
         # restart: a crashed instance is never reused.
@@ -116,14 +206,23 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         mailbox_size: int = 1000,
         max_concurrent_jobs: int | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"an actor needs a non-empty string name, got {name!r}")
-        if mailbox_size <= 0:
-            raise ValueError(f"mailbox_size must be > 0, got {mailbox_size!r}")
-        if max_concurrent_jobs is not None and max_concurrent_jobs <= 0:
-            raise ValueError(f"max_concurrent_jobs must be > 0, got {max_concurrent_jobs!r}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {name!r}")
+        if not name:
+            raise ValueError("an actor needs a non-empty name")
+        _check_bound("mailbox_size", mailbox_size)
+        if max_concurrent_jobs is not None:
+            _check_bound("max_concurrent_jobs", max_concurrent_jobs)
         if bridged is not None:
+            if isinstance(bridged, str):
+                raise TypeError(
+                    f"bridged takes a tuple of bridge names, got the string {bridged!r}; "
+                    f"write bridged=({bridged!r},)"
+                )
             bridged = tuple(bridged)
+            for bridge in bridged:
+                if not isinstance(bridge, str) or not bridge:
+                    raise TypeError(f"bridge names must be non-empty strings, got {bridge!r}")
         self._name = name
         self._bridged = bridged
         self.mailbox_size = mailbox_size
@@ -143,14 +242,14 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         self._cancel_requested = False
         self._finished_event = trio.Event()
         self._watches: list[Watch] = []
-        self._seen_ready: set[tuple[str, str]] = set()
+        self._seen_ready: dict[str, str] = {}
         self._current_bridge: str | None = None
         self._incarnation = secrets.token_hex(6)
         self._child_keys: dict[str, str] = {}
         self._returned_epochs: dict[str, int] = {}
-        self._init_jobs()
-        self._init_worker()
         self._supervisor: Any = None
+        self._requester: Requester | None = None
+        self._worker: Worker | None = None
 
     def __repr__(self) -> str:
         if self._finished_event.is_set():
@@ -291,9 +390,7 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             ActorStateError: if this actor is not running.
             NameTaken: if the child's name belongs to a live actor.
         """
-        from .._runtime.instance import start_child
-
-        return await start_child(self, actor, restart)
+        return await self.system._start_child(self, actor, restart)
 
     async def remove_child(self, name: str) -> None:
         """Stop child `name` for good: it is asked to end, given its grace period, then
@@ -324,7 +421,8 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
         try:
             await fn(*args)
         except Exception:
-            self._crashing = True
+            if self._worker is not None:
+                self._worker.crashed = True
             raise
 
     # --- activation and handoff ------------------------------------------------------------
@@ -361,8 +459,6 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             ActorNotFound: if no live actor has that name (this actor stays active then).
         """
         if name not in self.system.registry:
-            from .._exceptions import ActorNotFound
-
             raise ActorNotFound(name, self.system.registry.names())
         await self._set_active(False, None)
         await self._send_system(name, Activate(args=args, handoff_from=self._name))
@@ -481,6 +577,88 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             self._scope.cancel()
         return Finished(self._finished_event)
 
+    # --- jobs, worker side -------------------------------------------------------------------
+
+    @property
+    def job_id(self) -> str | None:
+        """The id of the job the current task is handling, or None outside a job handler."""
+        current = current_job.get()
+        return current[1] if current is not None and current[0] == self._name else None
+
+    async def on_job_request(self, request: JobRequest[Any]) -> Any:
+        """Handle a request that no `@job` handler matches; override for custom routing.
+
+        Answer with a return value or `send_job_response`. The base method does nothing, so
+        ``await super().on_job_request(request)`` is safe; an actor that does not override it
+        answers such requests ERROR (no handler for that job name).
+        """
+
+    async def on_job_cancelled(self, cancellation: JobCancellation) -> None:
+        """Called after a job of this worker was cancelled; CANCELLED is answered for you."""
+
+    async def on_job_update_requested(self, request: JobRequest[Any]) -> None:
+        """Called when a requester asks for progress; answer with `send_job_update`."""
+
+    async def send_job_response(
+        self, job_id: str, response: Any = None, *, status: JobStatus = JobStatus.COMPLETED
+    ) -> None:
+        """Answer job `job_id` (a terminal answer; later answers are ignored with a warning).
+
+        Raises:
+            EncodeError: in strict mode, if `response` cannot cross a process boundary.
+        """
+        await self._require_worker().respond(job_id, response, status)
+
+    async def send_job_update(self, job_id: str, data: Any = None) -> None:
+        """Send a progress update (waits while the requester has `CREDIT_WINDOW` unread)."""
+        await self._require_worker().send_event(job_id, JobUpdateMessage(data=data))
+
+    async def send_job_stream_start(self, job_id: str, data: Any = None) -> None:
+        """Begin streaming results to the requester."""
+        await self._require_worker().send_event(job_id, JobStreamStart(data=data))
+
+    async def send_job_stream_data(self, job_id: str, data: Any = None) -> None:
+        """Send one stream chunk (waits while the requester has `CREDIT_WINDOW` unread)."""
+        await self._require_worker().send_event(job_id, JobStreamData(data=data))
+
+    async def send_job_stream_end(self, job_id: str, data: Any = None) -> None:
+        """End the stream; this completes the job with `data` as its response."""
+        await self._require_worker().end_stream(job_id, data)
+
+    def job_handler(
+        self, name: str | None
+    ) -> tuple[Callable[[JobRequest[Any]], Awaitable[Any]], JobHandlerSpec | None]:
+        """The handler for job `name` and its `@job` spec (internal, used by the worker)."""
+        entry = self._job_table.get(name)
+        if entry is not None:
+            return getattr(self, entry[0]), entry[1]
+        if type(self).on_job_request is Actor.on_job_request:
+            return self._no_handler, None
+        return self.on_job_request, None
+
+    async def _no_handler(self, request: JobRequest[Any]) -> Any:
+        label = "the default job" if request.name is None else f"job {request.name!r}"
+        raise LookupError(f"actor {self._name!r} has no handler for {label}")
+
+    def _require_worker(self) -> Worker:
+        if self._worker is None:
+            raise ActorStateError(f"actor {self._name!r} has not been started")
+        return self._worker
+
+    def _job_requester(self) -> Requester:
+        if self._requester is None:
+            raise ActorStateError(f"actor {self._name!r} has not been started; cannot open jobs")
+        return self._requester
+
+    def _check_job(self, members: tuple[str, ...], name: str | None) -> None:
+        worker = self._worker
+        if worker is not None and self._name in members and worker.would_wait_for_itself(name):
+            raise ActorStateError(
+                f"actor {self._name!r} asked a job of itself from a handler that holds the only "
+                "place that job needs (sequential handler or max_concurrent_jobs=1): it could "
+                "never run; use another actor or drop the bound"
+            )
+
     # --- internals used by the lifecycle -----------------------------------------------------
 
     async def _send_system(self, name: str, message: SystemMessage) -> None:
@@ -488,8 +666,6 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
 
     def _notice_ready(self, info: AgentInfo) -> None:
         # Called synchronously by the registry; the hook itself runs in the mailbox loop.
-        from .._wire.envelope import AgentReady
-
         self.system._post(self, AgentReady(info=info))
 
     async def _set_active(self, active: bool, args: Any, *, redeliver: bool = False) -> None:
@@ -525,11 +701,22 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
 
     async def _handle_agent_ready(self, envelope: Envelope) -> None:
         info: AgentInfo = envelope.body.info
-        key = (info.name, info.incarnation)
-        if key in self._seen_ready:
+        # Once per start of an actor: only the latest incarnation per name is remembered.
+        if self._seen_ready.get(info.name) == info.incarnation:
             return
-        self._seen_ready.add(key)
+        self._seen_ready[info.name] = info.incarnation
         await self.on_agent_ready(info)
+
+    def _handlers(self) -> dict[type, Callable[[Envelope], Awaitable[None]]]:
+        worker = self._require_worker()
+        return {
+            Activate: self._handle_activate,
+            Deactivate: self._handle_deactivate,
+            AgentError: self._handle_agent_error,
+            AgentReady: self._handle_agent_ready,
+            BridgeFrame: self._handle_frame,
+            JobUpdateRequest: worker.update_requested,
+        }
 
     async def _handle_frame(self, envelope: Envelope) -> None:
         message: BridgeFrame = envelope.body
@@ -539,15 +726,32 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
             bridge, -1
         ):
             self._returned_epochs[bridge] = message.epoch
-            await system._send(self._name, bridge_address(bridge), _frame_ack(message, True))
+            await system._send(
+                self._name, bridge_address(bridge), _frame_ack(message, True), missing_ok=True
+            )
             return
-        frame = system.codec.decode_value(message.frame_type, message.data)
-        self._current_bridge = bridge
         try:
-            await self.on_frame(frame, bridge)
-        finally:
-            self._current_bridge = None
-        await system._send(self._name, bridge_address(bridge), _frame_ack(message, False))
+            frame = system.codec.decode_value(message.frame_type, message.data)
+        except DecodeError as exc:
+            # A frame nobody can read is dropped (counted, logged) and settled, so the bridge
+            # goes on with the next one instead of handing it to the next owner to choke on.
+            system._count_bad_frame()
+            logger.warning(
+                "actor %r (system %r) dropped an undecodable frame on bridge %r: %s",
+                self._name,
+                system.name,
+                bridge,
+                exc,
+            )
+        else:
+            self._current_bridge = bridge
+            try:
+                await self.on_frame(frame, bridge)
+            finally:
+                self._current_bridge = None
+        await system._send(
+            self._name, bridge_address(bridge), _frame_ack(message, False), missing_ok=True
+        )
 
     def _accepts_frames_from(self, bridge: str) -> bool:
         if not self._active or self._bridged is None:
@@ -556,6 +760,28 @@ class Actor(JobRequesterMixin, JobWorkerMixin):
 
 
 def _frame_ack(message: BridgeFrame, returned: bool) -> SystemMessage:
-    from .._wire.envelope import BridgeAck
-
     return BridgeAck(bridge=message.bridge, seq=message.seq, epoch=message.epoch, returned=returned)
+
+
+def _check_handler_signature(cls: type, attribute: str) -> None:
+    function = getattr(cls, attribute)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    positional = [
+        parameter
+        for parameter in signature.parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    required_extra = [
+        parameter
+        for parameter in signature.parameters.values()
+        if parameter.default is parameter.empty and parameter.kind in (parameter.KEYWORD_ONLY,)
+    ]
+    has_varargs = any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+    if (len(positional) != 2 and not has_varargs) or required_extra:
+        raise TypeError(
+            f"{cls.__name__}.{attribute} must take (self, request): a job handler gets one "
+            f"JobRequest, got {signature}"
+        )

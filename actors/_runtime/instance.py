@@ -37,10 +37,13 @@ import trio
 
 from supervision import ChildExit, ChildSpec, Decision, Restart, open_supervisor
 
-from .._runtime.actor import Actor
-from .._wire.envelope import AgentError, Envelope
 from .._exceptions import ActorStateError, NameTaken
+from .._jobs.requester import Requester
+from .._jobs.types import describe
+from .._jobs.worker import Worker
 from .._routing.mailbox import Mailbox, MailboxInterrupted
+from .._runtime.actor import Actor
+from .._wire.envelope import AgentError, Envelope, JobRequestMessage
 
 if TYPE_CHECKING:
     from .._runtime.system import ActorSystem
@@ -99,13 +102,6 @@ async def start_supervised(supervisor: Any, spec: ChildSpec) -> Actor:
     return started
 
 
-def describe(error: BaseException) -> str:
-    """Return ``Type: message`` for an error, looking inside single-error groups."""
-    error = sole_error(error)
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
 def _factory_for(actor: Actor) -> Callable[[], Actor]:
     # The first start uses the instance the user passed; restarts rebuild one from the
     # constructor arguments recorded when the instance was made.
@@ -129,7 +125,22 @@ def child_spec(
     actor: Actor | ActorSpec,
     restart: Restart | None,
 ) -> tuple[str, ChildSpec]:
-    """Build the supervision child spec that runs `actor` (or fresh instances from a spec)."""
+    """Build the supervision child spec that runs `actor` (or fresh instances from a spec).
+
+    Raises:
+        TypeError: if `actor` is neither an `Actor` nor an `ActorSpec`, or `restart` is not a
+            `Restart`.
+        ActorStateError: if the instance was started before (pass a new one).
+        NameTaken: if a live actor holds the name.
+    """
+    if restart is not None and not isinstance(restart, Restart):
+        raise TypeError(f"restart must be a supervision.Restart member, got {restart!r}")
+    if not isinstance(actor, Actor | ActorSpec):
+        raise TypeError(f"expected an Actor instance or an ActorSpec, got {actor!r}")
+    if isinstance(actor, Actor) and actor._system is not None:
+        raise ActorStateError(
+            f"actor {actor.name!r} was already started; pass a new instance (or an ActorSpec)"
+        )
     if isinstance(actor, ActorSpec):
         factory = actor.factory
         restart = restart or actor.restart
@@ -145,16 +156,15 @@ def child_spec(
         make = _factory_for(actor)
         name = actor.name
         grace = actor.shutdown_grace
-    if name in system._mailboxes or name in system.registry:
+    if system._router.is_local(name) or name in system.registry:
         holder = system.registry.get(name)
         raise NameTaken(name, holder.system if holder is not None else system.name)
-    start = functools.partial(_run_instance, make, system, parent)
+    restart = restart or Restart.TEMPORARY
+    start = functools.partial(_run_instance, make, system, parent, restart)
     # Each spawn gets its own supervision key, so an actor's name can be taken again as soon
     # as it has finished, whenever its supervisor gets round to forgetting the old child.
     key = f"{name}#{next(_spawn_counter)}"
-    return name, ChildSpec(
-        name=key, start=start, restart=restart or Restart.TEMPORARY, shutdown=grace
-    )
+    return name, ChildSpec(name=key, start=start, restart=restart, shutdown=grace)
 
 
 async def start_child(parent: Actor, actor: Actor | ActorSpec, restart: Restart | None) -> Actor:
@@ -171,19 +181,25 @@ def exit_reporter(system: ActorSystem, parent: Actor | None) -> Any:
     """Return the supervisor callback that tells `parent` (or the log) about a child's exit."""
 
     async def on_exit(exit: ChildExit, decision: Decision) -> None:
+        name = actor_name_of(exit.name)
+        action = decision.action.name.lower()
+        if action != "restart":
+            # Jobs waiting for a new instance of it learn at once that none is coming.
+            system.registry.ended_for_good(name, f"its supervisor decided: {action}")
+        else:
+            logger.debug("actor %r restarting (system %r)", name, system.name)
         if parent is None:
             # The decision is taken: a root that stays down no longer counts for wait().
             system._check_roots_done()
         if exit.error is None:
             return
-        name = actor_name_of(exit.name)
         text = describe(exit.error)
-        action = decision.action.name.lower()
         if parent is None:
             logger.error("root actor %r crashed (%s); decision: %s", name, text, action)
             return
         message = AgentError(name=name, error=text, fatal=True, decision=action)
         await system._send(name, parent.name, message, urgent=True, missing_ok=True)
+        logger.debug("actor %r crashed (%s); decision: %s", name, text, action)
 
     return on_exit
 
@@ -192,6 +208,7 @@ async def _run_instance(
     make: Callable[[], Actor],
     system: ActorSystem,
     parent: Actor | None,
+    restart: Restart,
     stopping: trio.Event,
     *,
     task_status: trio.TaskStatus[Actor] = trio.TASK_STATUS_IGNORED,
@@ -202,6 +219,8 @@ async def _run_instance(
     actor._system = system
     actor._parent = parent
     mailbox: Mailbox[Envelope] = Mailbox(actor.mailbox_size)
+    actor._requester = Requester(system._router, actor.name, actor)
+    actor._worker = Worker(system._router, actor, system.name)
     await system._register_local(actor, mailbox)
     if parent is not None:
         parent._children.append(actor)
@@ -213,6 +232,8 @@ async def _run_instance(
                 scope.cancel()
             async with trio.open_nursery() as nursery:
                 actor._nursery = nursery
+                actor._requester.nursery = nursery
+                actor._worker.nursery = nursery
                 nursery.start_soon(_follow_stopping, actor, stopping)
                 async with open_supervisor(
                     strategy=actor.strategy,
@@ -225,16 +246,26 @@ async def _run_instance(
                     actor._started_at = time.time()
                     actor._ready = True
                     await system._announce_ready(actor)
+                    logger.debug("actor %r ready (system %r)", actor.name, system.name)
                     task_status.started(actor)
+                    if actor._active:
+                        # Constructed active: activated once at start, as pipecat's agents are.
+                        await actor.on_activated(None)
                     await _mailbox_loop(actor, mailbox)
                     actor._supervisor = None
-                await actor._wait_for_jobs()
+                await actor._worker.wait_idle()
                 nursery.cancel_scope.cancel(reason="actor finished")
     except BaseException as exc:
         if not isinstance(exc, trio.Cancelled):
             crash = exc
         raise
     finally:
+        may_restart = restart is Restart.PERMANENT or (
+            restart is Restart.TRANSIENT and crash is not None
+        )
+        if may_restart and not system._ending:
+            # Until its supervisor decides, a job to this name waits for the new instance.
+            system.registry.expect_restart(actor.name)
         with trio.CancelScope(shield=True):
             await _finish(actor, mailbox, crash)
 
@@ -246,7 +277,9 @@ async def _follow_stopping(actor: Actor, stopping: trio.Event) -> None:
 
 async def _mailbox_loop(actor: Actor, mailbox: Mailbox[Envelope]) -> None:
     handlers = actor._handlers()
-    acks = actor.system._pending_acks
+    router = actor.system._router
+    worker = actor._worker
+    assert worker is not None
     actor._mailbox = mailbox
     while not actor._ending:
         try:
@@ -255,7 +288,12 @@ async def _mailbox_loop(actor: Actor, mailbox: Mailbox[Envelope]) -> None:
             continue
         except trio.EndOfChannel:
             return
-        handler = handlers.get(type(envelope.body))
+        body_type = type(envelope.body)
+        if body_type is JobRequestMessage:
+            # Settled by its answer (acknowledged together with it where the link can).
+            worker.take_request(envelope)
+            continue
+        handler = handlers.get(body_type)
         try:
             if handler is not None:
                 await handler(envelope)
@@ -263,10 +301,10 @@ async def _mailbox_loop(actor: Actor, mailbox: Mailbox[Envelope]) -> None:
                 await actor.on_message(envelope)
         except Exception:
             # A crash: jobs this actor holds must end FAILED, not CANCELLED.
-            actor._crashing = True
+            worker.crashed = True
             raise
-        if acks:
-            await actor.system._ack(envelope)
+        finally:
+            router.settle(envelope.id)
 
 
 async def _finish(actor: Actor, mailbox: Mailbox[Envelope], crash: BaseException | None) -> None:
@@ -281,8 +319,11 @@ async def _finish(actor: Actor, mailbox: Mailbox[Envelope], crash: BaseException
     if actor._parent is not None and actor in actor._parent._children:
         actor._parent._children.remove(actor)
     leftovers = mailbox.drain()
-    await actor._answer_leftovers(leftovers, crashed=crash is not None)
-    await actor._end_requests()
+    worker = actor._worker
+    assert worker is not None and actor._requester is not None
+    worker.accepting = False
+    await worker.refuse_leftovers(leftovers, crashed=crash is not None)
+    actor._requester.close(f"actor {actor.name!r} has ended")
     if actor._ready:
         with trio.move_on_after(FINISH_GRACE) as finish_scope:
             try:
@@ -298,4 +339,6 @@ async def _finish(actor: Actor, mailbox: Mailbox[Envelope], crash: BaseException
                 FINISH_GRACE,
             )
     actor._finished_event.set()
-    logger.debug("actor %r finished%s", actor.name, " (crashed)" if crash else "")
+    logger.debug(
+        "actor %r ended (system %r)%s", actor.name, system.name, " (crashed)" if crash else ""
+    )

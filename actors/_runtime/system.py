@@ -15,10 +15,8 @@ A peer that is lost takes its actors out of the registry, which ends the jobs th
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, overload
@@ -28,37 +26,41 @@ import msgspec
 import trio
 
 from supervision import Restart, open_supervisor
-from transports import (
-    Delivery,
-    MemoryTransport,
-    NameClaimed,
-    PeerLost,
-    Transport,
-    TransportLink,
-    UnknownRecipient,
-)
+from transports import MemoryTransport, PeerLost, Transport
 
-from .._runtime.actor import DEFAULT_GRACE, Actor, Finished
 from .._bridges.endpoint import Bridge, serve_bridge
+from .._exceptions import ActorStateError
+from .._jobs.facade import JobRequesterAPI
+from .._jobs.requester import Requester
+from .._routing.inbound import serve_inbound
+from .._routing.mailbox import Mailbox
+from .._routing.registry import Registry
+from .._routing.router import Endpoint, Router
 from .._wire.codec import EnvelopeCodec
 from .._wire.envelope import (
+    REPLY_TYPES,
     AgentActivation,
     AgentError,
     AgentGone,
     AgentReady,
     Envelope,
-    JobCancel,
-    JobCredit,
     JobRequestMessage,
+    JobResponseMessage,
+    JobStatus,
     RegistryQuery,
     SystemGone,
     SystemMessage,
 )
-from .._exceptions import ActorNotFound, ActorStateError, NameTaken
-from .._runtime.instance import ActorSpec, actor_name_of, child_spec, exit_reporter, start_supervised
-from .._routing.mailbox import Mailbox
-from .._routing.registry import Registry
-from .._jobs.requester import REPLY_TYPES, JobRequesterMixin
+from .actor import DEFAULT_GRACE, Actor, Finished
+from .instance import (
+    ActorSpec,
+    actor_name_of,
+    child_spec,
+    exit_reporter,
+    start_child,
+    start_supervised,
+)
+from .outcome import unwrapped_errors
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +78,24 @@ class SystemStatistics:
     decode_errors: int
     """Packets from the transport that could not be decoded (each logged and dropped)."""
     undeliverable: int
-    """Envelopes that arrived for a name no local actor holds (dropped)."""
+    """Envelopes that arrived for a name no local actor holds (dropped, or answered FAILED)."""
+    duplicates: int = 0
+    """Redelivered envelopes dropped by message id."""
+    hostile: int = 0
+    """Packets ignored because a peer spoke for actors it does not own, or could not be read."""
+    dead_letters: int = 0
+    """Job requests reclaimed from a dead system and answered FAILED instead of run again."""
+    jobs_requested: int = 0
+    """Jobs local requesters (actors and the system) have in flight."""
+    jobs_held: int = 0
+    """Jobs local workers hold (running or admitted)."""
+    tombstones: int = 0
+    """Cancels waiting for their request at local workers."""
+    unacknowledged: int = 0
+    """Deliveries from the link handed to actors and not yet acknowledged."""
 
 
-class ActorSystem(JobRequesterMixin):
+class ActorSystem(JobRequesterAPI):
     """The root of an actor tree, and a requester in its own right.
 
     Made by `open_actor_system`; use it only inside that ``async with`` block.
@@ -92,28 +108,19 @@ class ActorSystem(JobRequesterMixin):
         """The codec envelopes cross processes with."""
         self.registry = Registry()
         """Every live actor this system knows of, local or remote."""
-        self._link: TransportLink | None = None
-        self._strict = False
-        self._mailboxes: dict[str, Mailbox[Envelope]] = {}
+        self._router = Router(name, codec, self.registry)
+        self._requester = Requester(self._router, self._router.address, self)
         self._actors: dict[str, Actor] = {}
-        self._pending_acks: dict[str, Delivery] = {}
-        self._ids = itertools.count(1)
-        self._id_prefix = secrets.token_hex(4) + "-"
-        self._job_prefix = secrets.token_hex(8) + "-"
-        self._job_ids = itertools.count(1)
+        self._endpoints: dict[str, Endpoint] = {}
+        self._roots_announced: set[str] = set()
+        self._queries_answered: dict[str, float] = {}
         self._root_supervisor: Any = None
         self._spawning = 0
         self._roots_done = trio.Event()
         self._roots_done.set()
         self._ending = False
-        self._ended = trio.Event()
-        self._decode_errors = 0
-        self._undeliverable = 0
-        self._scope: trio.CancelScope | None = None
+        self._closed = False
         self._nursery: trio.Nursery | None = None
-        self._job_parties: set[Actor] = set()
-        """Local actors that have requested or hold jobs (see `_parties_with_jobs`)."""
-        self._init_jobs()
 
     def __repr__(self) -> str:
         return (
@@ -136,18 +143,13 @@ class ActorSystem(JobRequesterMixin):
         """The name workers answer this system's own jobs to."""
         return f"system:{self._name}"
 
-    def requester_address(self, requester: object) -> str:
-        """Return the name a requester (an actor, or this system) receives answers at."""
-        if requester is self:
-            return self.address
-        name = getattr(requester, "name", None)
-        assert isinstance(name, str)
-        return name
-
     @property
     def strict(self) -> bool:
         """Whether every envelope, local ones included, round-trips through the codec."""
-        return self._strict
+        return self._router.strict
+
+    def _job_requester(self) -> Requester:
+        return self._requester
 
     @property
     def actors(self) -> dict[str, Actor]:
@@ -156,11 +158,23 @@ class ActorSystem(JobRequesterMixin):
 
     def statistics(self) -> SystemStatistics:
         """Return the system's counters."""
+        counters = self._router.counters
+        requesters = [self._requester] + [
+            actor._requester for actor in self._actors.values() if actor._requester is not None
+        ]
+        workers = [actor._worker for actor in self._actors.values() if actor._worker is not None]
         return SystemStatistics(
             local_actors=len(self._actors),
             known_actors=len(self.registry.names()),
-            decode_errors=self._decode_errors,
-            undeliverable=self._undeliverable,
+            decode_errors=counters.decode_errors,
+            undeliverable=counters.undeliverable,
+            duplicates=counters.duplicates,
+            hostile=counters.hostile,
+            dead_letters=counters.dead_letters,
+            jobs_requested=sum(len(requester.jobs) for requester in requesters),
+            jobs_held=sum(len(worker.table.held) for worker in workers),
+            tombstones=sum(worker.table.tombstones for worker in workers),
+            unacknowledged=self._router.unacknowledged,
         )
 
     # --- the session -------------------------------------------------------------------------
@@ -244,6 +258,32 @@ class ActorSystem(JobRequesterMixin):
             actor.cancel()
         return Finished(self._roots_done)
 
+    async def _close(self, grace: float) -> None:
+        """Leave the system block: end (or, when cancelled from outside, cancel) every actor,
+        bounded in time whatever the actors do."""
+        self._requester.close(f"actor system {self._name!r} is closing")
+        cancelled = False
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except trio.Cancelled:
+            cancelled = True
+        with trio.CancelScope(shield=True):
+            if cancelled:
+                self.cancel()
+            else:
+                self.end(f"actor system {self._name!r} closing", grace=grace)
+            with trio.move_on_after(grace + _EXIT_BOUND):
+                await self.wait()
+            if not self._roots_done.is_set():
+                logger.warning(
+                    "actor system %r: actors did not end within %ss; cancelling them",
+                    self._name,
+                    grace + _EXIT_BOUND,
+                )
+                self.cancel()
+                with trio.move_on_after(_EXIT_BOUND):
+                    await self.wait()
+
     def _check_roots_done(self) -> None:
         """Set or clear the event `wait()` waits on, from what the root still looks after."""
         supervisor = self._root_supervisor
@@ -274,16 +314,12 @@ class ActorSystem(JobRequesterMixin):
 
         Cancellation: entering and leaving are checkpoints; leaving closes the bridge.
         """
-        return serve_bridge(self, name, capacity)
+        return serve_bridge(self._router, name, capacity)
 
-    # --- routing -----------------------------------------------------------------------------
+    # --- routing (the router does the work) ---------------------------------------------------
 
     def _next_id(self) -> str:
-        return f"{self._id_prefix}{next(self._ids):x}"
-
-    def _next_job_id(self) -> str:
-        # Unique across systems: a random per-system prefix and a counter (cheaper than uuid4).
-        return f"{self._job_prefix}{next(self._job_ids):x}"
+        return self._router.next_id()
 
     async def _send(
         self,
@@ -295,170 +331,39 @@ class ActorSystem(JobRequesterMixin):
         urgent: bool = False,
         deadline: float | None = None,
         missing_ok: bool = False,
-        eager: bool = False,
     ) -> None:
-        envelope = Envelope(
-            id=self._next_id(),
-            sender=sender,
-            recipient=recipient,
-            body=body,
-            job_id=job_id,
-            urgent=urgent,
-            deadline=deadline,
+        envelope = self._router.envelope(
+            sender, recipient, body, job_id=job_id, urgent=urgent, deadline=deadline
         )
-        roundtripped = False
-        if eager:
-            pending = self._deliver_nowait(envelope)
-            if pending is None:
-                return
-            envelope, roundtripped = pending, pending is not envelope
-        try:
-            await self._deliver(envelope, roundtripped=roundtripped)
-        except ActorNotFound:
-            if not missing_ok:
-                raise
-
-    def _deliver_nowait(self, envelope: Envelope) -> Envelope | None:
-        """Deliver to a local recipient at once if that needs no waiting.
-
-        Returns None when delivered, else the envelope to deliver the waiting way (already
-        through the codec in strict mode, so it is not encoded twice). The runtime's own job
-        traffic uses it (``eager=True``) so that a request or an answer costs no extra trip
-        through the scheduler; the caller checkpoints elsewhere.
-        """
-        recipient = envelope.recipient
-        mailbox = self._mailboxes.get(recipient or "")
-        if mailbox is None and recipient != self.address:
-            return envelope
-        if self._strict:
-            envelope = self.codec.roundtrip(envelope)
-        body_type = type(envelope.body)
-        if body_type in _INTERCEPTED and self._intercept(envelope):
-            return None
-        if mailbox is None:
-            return envelope
-        if body_type is JobRequestMessage and self._start_job_at_once(envelope):
-            return None
-        try:
-            mailbox.send_nowait(envelope, urgent=envelope.urgent)
-        except (trio.WouldBlock, trio.ClosedResourceError):
-            return envelope
-        return None
-
-    async def _deliver(self, envelope: Envelope, *, roundtripped: bool = False) -> None:
-        recipient = envelope.recipient
-        assert recipient is not None
-        mailbox = self._mailboxes.get(recipient)
-        if mailbox is not None or recipient == self.address:
-            if self._strict and not roundtripped:
-                envelope = self.codec.roundtrip(envelope)
-            if type(envelope.body) in _INTERCEPTED and self._intercept(envelope):
-                await trio.lowlevel.checkpoint()
-                return
-            if mailbox is None:
-                raise ActorNotFound(recipient, self.registry.names())
-            if type(envelope.body) is JobRequestMessage and self._start_job_at_once(envelope):
-                await trio.lowlevel.checkpoint()
-                return
-            try:
-                await mailbox.send(envelope, urgent=envelope.urgent)
-            except trio.ClosedResourceError:
-                raise ActorNotFound(recipient, self.registry.names()) from None
-            return
-        link = self._require_link()
-        packet = envelope if link.carries_objects else self.codec.encode(envelope)
-        try:
-            await link.send(recipient, packet)
-        except UnknownRecipient:
-            raise ActorNotFound(recipient, self.registry.names()) from None
-
-    def _intercept(self, envelope: Envelope) -> bool:
-        """Handle job answers and job control on delivery, ahead of mailboxes.
-
-        Returns False when the envelope should go to the recipient's mailbox after all.
-        """
-        recipient = envelope.recipient
-        if isinstance(envelope.body, REPLY_TYPES):
-            requester: JobRequesterMixin | None = (
-                self if recipient == self.address else self._actors.get(recipient or "")
-            )
-            return requester is None or requester._take_reply(envelope)
-        worker = self._actors.get(recipient or "")
-        if worker is not None:
-            worker._take_control(envelope)
-        return True
-
-    def _start_job_at_once(self, envelope: Envelope) -> bool:
-        worker = self._actors.get(envelope.recipient or "")
-        return worker is not None and worker._start_job_at_once(envelope)
-
-    def _post_control(self, sender: str, recipient: str, body: Any, job_id: str) -> None:
-        """Send job control (credits) from synchronous code; never blocks the caller."""
-        envelope = Envelope(
-            id=self._next_id(), sender=sender, recipient=recipient, body=body, job_id=job_id
-        )
-        if recipient in self._actors:
-            self._actors[recipient]._take_control(envelope)
-        elif self._nursery is not None:
-            self._nursery.start_soon(self._deliver_quietly, envelope)
-
-    async def _deliver_quietly(self, envelope: Envelope) -> None:
-        with contextlib.suppress(ActorNotFound):
-            await self._deliver(envelope)
+        await self._router.send(envelope, missing_ok=missing_ok)
 
     def _post(self, actor: Actor, body: SystemMessage) -> None:
         """Queue a local notice for `actor` from a synchronous callback; never blocks."""
-        envelope = Envelope(id=self._next_id(), sender=self._name, recipient=actor.name, body=body)
-        self._post_envelope(actor, envelope)
-
-    def _post_envelope(self, target: object, envelope: Envelope) -> None:
-        """Queue `envelope` in local actor `target`'s mailbox without blocking."""
-        if not isinstance(target, Actor):
-            return
-        actor = target
-        mailbox = self._mailboxes.get(actor.name)
-        if mailbox is None or mailbox.closed:
-            return
-        try:
-            mailbox.send_nowait(envelope, urgent=True)
-        except trio.WouldBlock:
-            if actor._nursery is not None:
-                actor._nursery.start_soon(self._post_later, mailbox, envelope)
-
-    @staticmethod
-    async def _post_later(mailbox: Mailbox[Envelope], envelope: Envelope) -> None:
-        with contextlib.suppress(trio.ClosedResourceError):
-            await mailbox.send(envelope, urgent=True)
+        self._router.post(self._router.envelope(self._name, actor.name, body, urgent=True))
 
     async def _broadcast(self, body: Any, *, sender: str, urgent: bool = False) -> None:
-        """Send `body` to every local actor and every peer system."""
-        envelope = Envelope(
-            id=self._next_id(), sender=sender, recipient=None, body=body, urgent=urgent
-        )
-        if self._strict:
+        """Send `body` to every local actor (but the sender) and every peer system."""
+        envelope = self._router.envelope(sender, None, body, urgent=urgent)
+        if self._router.strict:
             envelope = self.codec.roundtrip(envelope)
         await self._broadcast_local(envelope)
-        await self._broadcast_remote_envelope(envelope)
+        await self._router.broadcast(envelope)
 
     async def _broadcast_remote(self, body: SystemMessage) -> None:
-        envelope = Envelope(id=self._next_id(), sender=self._name, recipient=None, body=body)
-        await self._broadcast_remote_envelope(envelope)
-
-    async def _broadcast_remote_envelope(self, envelope: Envelope) -> None:
-        link = self._link
-        if link is None:
-            return
-        packet = envelope if link.carries_objects else self.codec.encode(envelope)
-        await link.broadcast(packet)
+        await self._router.broadcast(self._router.envelope(self._name, None, body))
 
     async def _broadcast_local(self, envelope: Envelope) -> None:
         urgent = envelope.urgent or isinstance(envelope.body, AgentError)
-        for name in list(self._actors):
-            mailbox = self._mailboxes.get(name)
-            if name == envelope.sender or mailbox is None:
+        for name, actor in list(self._actors.items()):
+            if name == envelope.sender or actor._mailbox is None:
                 continue
             with contextlib.suppress(trio.ClosedResourceError):
-                await mailbox.send(msgspec.structs.replace(envelope, recipient=name), urgent=urgent)
+                await actor._mailbox.send(self._router.relabel(envelope, name), urgent=urgent)
+
+    def _broadcast_local_nowait(self, envelope: Envelope) -> None:
+        for name in list(self._actors):
+            if name != envelope.sender:
+                self._router.post(self._router.relabel(envelope, name))
 
     def _check_user_message(self, message: object) -> None:
         if not isinstance(message, msgspec.Struct) or isinstance(message, SystemMessage):
@@ -471,35 +376,48 @@ class ActorSystem(JobRequesterMixin):
                 "msgspec.Struct(frozen=True)"
             )
 
+    def _count_bad_frame(self) -> None:
+        self._router.counters.hostile += 1
+
     # --- registration ------------------------------------------------------------------------
 
-    def _require_link(self) -> TransportLink:
-        if self._link is None:
-            raise ActorStateError(f"actor system {self._name!r} is not running")
-        return self._link
-
-    async def _claim(self, name: str) -> None:
-        if name in self._mailboxes:
-            raise NameTaken(name, self._name)
-        try:
-            await self._require_link().claim(name)
-        except NameClaimed as exc:
-            raise NameTaken(name, exc.owner) from None
-
-    async def _release(self, name: str) -> None:
-        if self._link is not None:
-            await self._link.release(name)
-
     async def _register_local(self, actor: Actor, mailbox: Mailbox[Envelope]) -> None:
-        await self._claim(actor.name)
-        self._mailboxes[actor.name] = mailbox
+        requester = actor._requester
+        worker = actor._worker
+        assert requester is not None and worker is not None
+
+        def on_control(envelope: Envelope) -> None:
+            if type(envelope.body) in REPLY_TYPES:
+                requester.take_reply(envelope)
+            else:
+                worker.take_control(envelope)
+
+        def on_request(envelope: Envelope) -> bool:
+            return worker.start_at_once(envelope, idle=mailbox.receiver_waiting)
+
+        endpoint = Endpoint(actor.name, mailbox, on_control, on_request)
+        await self._router.claim(endpoint)
+        self._endpoints[actor.name] = endpoint
         self._actors[actor.name] = actor
+        logger.debug("actor %r spawned (system %r)", actor.name, self._name)
+
+    async def _start_child(
+        self, parent: Actor, actor: Actor | ActorSpec, restart: Restart | None
+    ) -> Actor:
+        return await start_child(parent, actor, restart)
 
     async def _announce_ready(self, actor: Actor) -> None:
         info = actor.info
         self.registry.add(info)
         if actor._parent is not None:
             self._post(actor._parent, AgentReady(info=info))
+        elif actor.name not in self._roots_announced:
+            # Root actors hear of each other, as pipecat's local root agents do.
+            self._roots_announced.add(actor.name)
+            for other in self._roots():
+                if other is not actor and other._ready:
+                    self._post(other, AgentReady(info=info))
+                    self._post(actor, AgentReady(info=other.info))
         await self._broadcast_remote(AgentReady(info=info))
 
     async def _unregister_local(self, actor: Actor, *, crashed: bool) -> None:
@@ -507,131 +425,152 @@ class ActorSystem(JobRequesterMixin):
         if self._actors.get(name) is not actor:
             return
         del self._actors[name]
-        self._mailboxes.pop(name, None)
-        self._job_parties.discard(actor)
+        self._roots_announced.discard(name)
+        endpoint = self._endpoints.pop(name)
         info = self.registry.remove(name, system=self._name)
         self._on_agent_gone(name, crashed=crashed)
-        try:
-            await self._release(name)
+        with trio.CancelScope(shield=True):
+            await self._router.release(endpoint)
             if info is not None:
-                await self._broadcast_remote(
-                    AgentGone(name=name, system=self._name, crashed=crashed)
-                )
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
+                with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+                    await self._broadcast_remote(
+                        AgentGone(name=name, system=self._name, crashed=crashed)
+                    )
         if actor._parent is None:
             self._check_roots_done()
 
-    # --- the transport side ------------------------------------------------------------------
+    # --- what the inbound path hands over (InboundHandler) ----------------------------------
 
-    async def _receive_loop(self, link: TransportLink) -> None:
-        while True:
-            try:
-                item = await link.receive()
-            except (trio.EndOfChannel, trio.ClosedResourceError):
-                return
-            if isinstance(item, PeerLost):
-                self._on_peer_lost(item.system, crashed=item.crashed)
-                continue
-            try:
-                envelope = (
-                    item.packet
-                    if link.carries_objects and isinstance(item.packet, Envelope)
-                    else self.codec.decode(_as_bytes(item.packet))
-                )
-            except Exception as exc:
-                self._decode_errors += 1
-                logger.warning("system %r dropped an undecodable packet: %s", self._name, exc)
-                await link.ack(item)
-                continue
-            if envelope.recipient is None:
-                await self._on_broadcast(envelope)
-                await link.ack(item)
-                continue
-            if (
-                type(envelope.body) in _INTERCEPTED
-                and (envelope.recipient == self.address or envelope.recipient in self._actors)
-                and self._intercept(envelope)
-            ):
-                await link.ack(item)
-                continue
-            mailbox = self._mailboxes.get(envelope.recipient)
-            if mailbox is None:
-                self._undeliverable += 1
-                await self._on_undeliverable(envelope)
-                await link.ack(item)
-                continue
-            if item.token is not None:
-                self._pending_acks[envelope.id] = item
-            try:
-                await mailbox.send(envelope, urgent=envelope.urgent)
-            except trio.ClosedResourceError:
-                self._undeliverable += 1
-                await self._on_undeliverable(envelope)
-
-    async def _ack(self, envelope: Envelope) -> None:
-        delivery = self._pending_acks.pop(envelope.id, None)
-        if delivery is not None and self._link is not None:
-            await self._link.ack(delivery)
-
-    async def _on_broadcast(self, envelope: Envelope) -> None:
+    def on_broadcast(self, envelope: Envelope) -> None:
+        """A broadcast from a peer arrived (see `actors._routing.inbound`)."""
         body = envelope.body
+        peer = envelope.sender
+        registry_news = isinstance(body, AgentReady | AgentGone | AgentActivation | SystemGone)
+        if registry_news and not self._from_authority(peer, body):
+            return
         if isinstance(body, AgentReady):
-            if body.info.system != self._name:
-                self.registry.add(body.info)
+            self.registry.add(body.info)
         elif isinstance(body, AgentGone):
             if self.registry.remove(body.name, system=body.system) is not None:
                 self._on_agent_gone(body.name, crashed=body.crashed)
         elif isinstance(body, AgentActivation):
             self.registry.set_active(body.name, body.active)
         elif isinstance(body, RegistryQuery):
-            for actor in list(self._actors.values()):
-                if actor._ready:
-                    await self._broadcast_remote(AgentReady(info=actor.info))
+            self._answer_registry_query(peer)
         elif isinstance(body, SystemGone):
-            self._on_peer_lost(body.system, crashed=body.crashed)
+            self._on_peer_lost(body.system, crashed=body.crashed, reason=None)
+        elif isinstance(body, SystemMessage):
+            self._router.counters.hostile += 1
+            logger.warning(
+                "system %r ignored a broadcast %s from %r", self._name, type(body).__name__, peer
+            )
         else:
-            await self._broadcast_local(envelope)
+            self._broadcast_local_nowait(envelope)
 
-    def _on_peer_lost(self, system: str, *, crashed: bool) -> None:
+    def _from_authority(self, peer: str, body: Any) -> bool:
+        """A system is the only authority on its own actors: a peer may speak for its own."""
+        if isinstance(body, AgentReady):
+            owner: str | None = body.info.system
+        elif isinstance(body, AgentGone | SystemGone):
+            owner = body.system
+        else:
+            info = self.registry.get(body.name)
+            owner = info.system if info is not None else peer
+        if owner == peer and owner != self._name:
+            return True
+        self._router.counters.hostile += 1
+        logger.warning(
+            "system %r ignored %s from %r about %r: a system speaks only for its own actors",
+            self._name,
+            type(body).__name__,
+            peer,
+            owner,
+        )
+        return False
+
+    def _answer_registry_query(self, peer: str) -> None:
+        now = trio.current_time()
+        last = self._queries_answered.get(peer)
+        if last is not None and now - last < _QUERY_INTERVAL:
+            # A flood of queries from one peer gets one answer per interval, not one each.
+            self._router.counters.hostile += 1
+            return
+        self._queries_answered[peer] = now
+        for actor in list(self._actors.values()):
+            if actor._ready:
+                self._router.post_broadcast(
+                    self._router.envelope(self._name, None, AgentReady(info=actor.info))
+                )
+
+    def on_peer_lost(self, notice: PeerLost) -> None:
+        """The transport says a peer system ended or vanished."""
+        self._on_peer_lost(notice.system, crashed=notice.crashed, reason=notice.reason)
+
+    def on_undeliverable(self, envelope: Envelope, *, reclaimed: bool) -> None:
+        """Answer what arrived for nobody: a job request is answered FAILED, never dropped."""
+        self._router.counters.undeliverable += 1
+        body = envelope.body
+        if isinstance(body, JobRequestMessage) and envelope.job_id:
+            if reclaimed:
+                self._router.counters.dead_letters += 1
+                logger.warning(
+                    "system %r dead-lettered job %s for %r: its worker's system died holding it",
+                    self._name,
+                    envelope.job_id,
+                    envelope.recipient,
+                )
+            text = (
+                f"worker {envelope.recipient!r} died holding the request"
+                if reclaimed
+                else f"worker {envelope.recipient!r} is gone"
+            )
+            self._router.post(
+                self._router.envelope(
+                    envelope.recipient or self._name,
+                    envelope.sender,
+                    JobResponseMessage(status=JobStatus.FAILED, error=text),
+                    job_id=envelope.job_id,
+                )
+            )
+
+    def _on_peer_lost(self, system: str, *, crashed: bool, reason: str | None) -> None:
+        if system == self._name:
+            return
+        self._queries_answered.pop(system, None)
         for info in self.registry.on_system(system):
             self.registry.remove(info.name, system=system)
             self._on_agent_gone(info.name, crashed=crashed)
         # The lost system was a requester too: work it asked of our actors is orphaned.
-        for actor in self._parties_with_jobs():
-            actor._requester_gone_for_worker(f"system:{system}")
-        logger.info("system %r lost peer %r (crashed: %s)", self._name, system, crashed)
+        for actor in list(self._actors.values()):
+            if actor._worker is not None and actor._worker.busy:
+                actor._worker.requester_gone(f"system:{system}")
+        logger.info(
+            "system %r lost peer %r (crashed: %s%s)",
+            self._name,
+            system,
+            crashed,
+            f", {reason}" if reason else "",
+        )
 
     def _on_agent_gone(self, name: str, *, crashed: bool) -> None:
-        """An actor (local or remote) is gone: end what every local requester waits on it for,
+        """An actor (local or remote) is gone: end what local requesters wait on it for,
         and cancel what it asked of local workers."""
-        self._worker_gone(name, crashed=crashed)
-        for party in self._parties_with_jobs():
-            party._worker_gone(name, crashed=crashed)
-
-    def _parties_with_jobs(self) -> list[Actor]:
-        # Only actors that requested or hold jobs can be affected when another actor goes;
-        # visiting every actor instead would make a shutdown of n actors cost n squared.
-        parties = []
-        for actor in list(self._job_parties):
-            if actor._requests or actor._held:
-                parties.append(actor)
-            else:
-                self._job_parties.discard(actor)
-        return parties
-
-    async def _on_undeliverable(self, envelope: Envelope) -> None:
-        logger.debug("system %r: no local actor %r; dropped", self._name, envelope.recipient)
-        await self._answer_undeliverable(envelope)
+        self._requester.worker_gone(name, crashed=crashed)
+        for actor in list(self._actors.values()):
+            requester = actor._requester
+            if requester is not None and requester.jobs:
+                requester.worker_gone(name, crashed=crashed)
+            worker = actor._worker
+            if worker is not None and worker.busy:
+                worker.requester_gone(name)
 
 
-_INTERCEPTED = frozenset({*REPLY_TYPES, JobCancel, JobCredit})
+_QUERY_INTERVAL = 1.0
+"""Seconds between two answers to one peer's registry queries."""
 
 
-def _as_bytes(packet: object) -> bytes:
-    if isinstance(packet, bytes | bytearray | memoryview):
-        return bytes(packet)
-    raise TypeError(f"expected bytes from the transport, got {type(packet).__name__!r}")
+_EXIT_BOUND = 5.0
+"""Seconds leaving the system block waits for actors beyond the grace period, then cancels."""
 
 
 @asynccontextmanager
@@ -646,45 +585,54 @@ async def open_actor_system(
 
     Args:
         name: the system's name, unique among the systems on the transport.
-        transport: how envelopes reach other systems (default: a private `MemoryTransport`).
+        transport: how envelopes reach other systems (default: a private strict
+            `MemoryTransport`, so that local equals remote; pass ``MemoryTransport()`` with
+            ``strict=False`` to share objects on measured hot paths).
         max_message_size: largest envelope in bytes the codec accepts (default 4 MiB).
         grace: seconds in-flight work gets when the block is left (default 0: cancel at once).
 
     Raises:
         SystemNameTaken: if another system on the transport has this name.
-        ExceptionGroup: errors from the block and from the system's own tasks, as Trio's
-            strict nurseries report them.
+        Exception: an exception raised in the block comes out as itself; errors of the
+            runtime's own tasks too, or one flat `ExceptionGroup` when there are several.
 
     Cancellation: entering connects to the transport; leaving stops every actor in reverse
-    start order (each answering its in-flight jobs CANCELLED) and disconnects.
+    start order (each answering its in-flight jobs CANCELLED) and disconnects. If the block is
+    cancelled from outside, every actor is cancelled at once and the block is left promptly.
     """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if isinstance(grace, bool) or not isinstance(grace, int | float):
+        raise TypeError(f"grace must be a number of seconds, got {grace!r}")
     if grace < 0 or math.isnan(grace):
         raise ValueError(f"grace must be >= 0, got {grace!r}")
-    transport = transport if transport is not None else MemoryTransport()
+    transport = transport if transport is not None else MemoryTransport(strict=True)
     codec = (
         EnvelopeCodec() if max_message_size is None else EnvelopeCodec(max_size=max_message_size)
     )
     system = ActorSystem(name, transport, codec)
+    router = system._router
     async with transport.connect(name) as link:
-        system._link = link
-        system._strict = not link.carries_objects
         try:
-            await link.claim(system.address)
-            async with trio.open_nursery() as nursery:
+            async with unwrapped_errors(f"actor system {name!r}"), trio.open_nursery() as nursery:
                 system._nursery = nursery
-                nursery.start_soon(system._receive_loop, link)
+                system._requester.nursery = nursery
+                await nursery.start(router.serve, link)
+                await router.claim(
+                    Endpoint(router.address, None, on_control=system._requester.take_reply)
+                )
+                await nursery.start(serve_inbound, router, link, system)
                 await system._broadcast_remote(RegistryQuery(system=name))
+                logger.debug("actor system %r open", name)
                 async with open_supervisor(on_exit=exit_reporter(system, None)) as root:
                     system._root_supervisor = root
                     try:
                         yield system
                     finally:
-                        with trio.CancelScope(shield=True):
-                            await system._cancel_requests("actor system closing")
-                            system.end("actor system closing", grace=grace)
-                            await system.wait()
+                        await system._close(grace)
                 system._root_supervisor = None
                 nursery.cancel_scope.cancel(reason="actor system closed")
         finally:
-            system._link = None
-            system._ended.set()
+            system._closed = True
+            router.link = None
+            logger.debug("actor system %r closed", name)

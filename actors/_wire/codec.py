@@ -27,8 +27,8 @@ from typing import Any, Final
 
 import msgspec
 
-from .._wire.envelope import PROTOCOL_VERSION, SYSTEM_MESSAGE_TYPES, Envelope, SystemMessage
 from .._exceptions import DecodeError, EncodeError
+from .._wire.envelope import PROTOCOL_VERSION, SYSTEM_MESSAGE_TYPES, Envelope, SystemMessage
 
 DEFAULT_MAX_SIZE: Final = 4 * 1024 * 1024
 """Default largest envelope, in bytes, that a codec encodes or decodes (4 MiB)."""

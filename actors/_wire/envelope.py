@@ -296,3 +296,15 @@ SYSTEM_MESSAGE_TYPES: tuple[type[SystemMessage], ...] = (
     JobCredit,
 )
 """Every system message type, in a fixed order (used to build the codec's tables)."""
+
+REPLY_TYPES: tuple[type[SystemMessage], ...] = (
+    JobResponseMessage,
+    JobUpdateMessage,
+    JobStreamStart,
+    JobStreamData,
+    JobStreamEnd,
+)
+"""What a worker sends its requester about a job: taken by the requester on delivery."""
+
+CONTROL_TYPES: frozenset[type[SystemMessage]] = frozenset({*REPLY_TYPES, JobCancel, JobCredit})
+"""Runtime control traffic: taken on delivery, never queued behind a full mailbox."""

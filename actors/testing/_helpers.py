@@ -12,8 +12,8 @@ import trio
 from transports import MemoryTransport, Transport
 
 from .._runtime.actor import Actor
-from .._wire.envelope import AgentInfo, Envelope
 from .._runtime.system import ActorSystem, open_actor_system
+from .._wire.envelope import AgentInfo, Envelope
 
 
 @asynccontextmanager

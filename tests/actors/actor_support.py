@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import trio
 
-from actors import Actor, AgentError, AgentInfo, Envelope
+from actors import Actor, ActorSystem, AgentError, AgentInfo, Envelope
 
 
 class Note(msgspec.Struct, frozen=True):
@@ -66,3 +66,21 @@ class Recorder(Actor):
     async def on_deactivated(self) -> None:
         await super().on_deactivated()
         self._record(f"{self.name}:deactivated")
+
+
+def held_jobs(actor: Actor) -> dict[str, Any]:
+    """The jobs `actor` holds as a worker, by id (empty once every job has ended)."""
+    worker = actor._worker
+    return {} if worker is None else dict(worker.table.held)
+
+
+def tombstones(actor: Actor) -> dict[str, str | None]:
+    """Cancels waiting at `actor` for their request: job id -> reason."""
+    worker = actor._worker
+    return {} if worker is None else worker.table.pending_cancels()
+
+
+def open_jobs(requester: Actor | ActorSystem) -> dict[str, Any]:
+    """The jobs `requester` has not finished with, by id."""
+    component = requester._requester
+    return {} if component is None else dict(component.jobs)

@@ -1,4 +1,4 @@
-"""Tests for the envelope codec (`actors._wire.codec`) and the wire vocabulary (`actors._wire.envelope`)."""
+"""Tests for the envelope codec and the wire vocabulary (`actors._wire`)."""
 
 from __future__ import annotations
 

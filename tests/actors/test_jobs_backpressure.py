@@ -33,7 +33,7 @@ class Streamer(Actor):
 
 
 class SlowReader(Actor):
-    """A fire-and-forget requester whose mailbox can be held busy; counts stream chunks."""
+    """A fire-and-forget requester whose hooks can be held busy; counts stream chunks."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -47,6 +47,8 @@ class SlowReader(Actor):
 
     async def on_job_stream_data(self, event: JobEvent) -> None:
         await super().on_job_stream_data(event)
+        if not self.chunks:
+            await self.release.wait()
         self.chunks.append(event.data)
 
     async def on_job_stream_end(self, event: JobEvent) -> None:
@@ -104,8 +106,9 @@ async def test_a_block_that_never_iterates_still_completes(
 async def test_a_busy_fire_and_forget_requester_stalls_the_worker(
     actor_system: ActorSystem, autojump_clock: MockClock
 ) -> None:
-    """Hooks are reads too: while a fire-and-forget requester's mailbox is busy, the worker
-    stalls at CREDIT_WINDOW chunks, and it finishes once the requester handles them."""
+    """Hooks are reads too: while a fire-and-forget requester's hooks are busy, the worker
+    stalls at CREDIT_WINDOW chunks, and it finishes once the requester handles them. A busy
+    mailbox (on_message) does not hold hooks up: answers are taken on delivery."""
     streamer = await actor_system.spawn(Streamer("streamer"))
     reader = await actor_system.spawn(SlowReader("reader"))
     await reader.send_message("reader", Hold())

@@ -23,6 +23,8 @@ from actors import (
     job,
 )
 
+from actor_support import held_jobs, open_jobs, tombstones
+
 
 class Hold(msgspec.Struct, frozen=True):
     """Keeps the recipient's mailbox loop busy until its `release` event is set."""
@@ -101,14 +103,14 @@ async def test_cancel_of_a_queued_request_leaves_a_tombstone(
     await worker.holding.wait()
     job_id = await requester.request_job("worker", name="quick")
     await requester.cancel_job(job_id)
-    assert worker._tombstones == {job_id: "cancelled by the requester"}
+    assert tombstones(worker) == {job_id: "cancelled by the requester"}
     worker.release.set()
     result = await requester.wait_for(job_id)
     assert result.statuses == {"worker": JobStatus.CANCELLED}
     assert [r.status for r in requester.responses[job_id]] == [JobStatus.CANCELLED]
     assert worker.ran == []
-    assert worker._tombstones == {}
-    assert worker._held == {}
+    assert tombstones(worker) == {}
+    assert held_jobs(worker) == {}
 
 
 async def test_job_block_cancel_of_a_queued_request(
@@ -142,7 +144,7 @@ async def test_cancel_right_after_request_never_completes(
     assert [r.statuses for r in results] == [{"worker": JobStatus.CANCELLED}] * 40
     assert all(len(requester.responses[job_id]) == 1 for job_id in job_ids)
     assert worker.ran == []
-    assert worker._held == {}
+    assert held_jobs(worker) == {}
 
 
 async def test_cancel_beats_a_handler_that_finishes_anyway(
@@ -169,7 +171,7 @@ async def test_cancel_beats_a_handler_that_finishes_anyway(
     assert trio.current_time() == 1
     assert caught.value.responses == {}
     await trio.testing.wait_all_tasks_blocked()
-    assert stubborn._held == {}
+    assert held_jobs(stubborn) == {}
 
 
 async def test_cancel_of_a_running_job(
@@ -187,7 +189,7 @@ async def test_cancel_of_a_running_job(
     await trio.testing.wait_all_tasks_blocked()
     assert worker.saw_cancelled == [job_id]
     assert [(c.job_id, c.reason) for c in worker.cancelled] == [(job_id, "changed my mind")]
-    assert worker._held == {}
+    assert held_jobs(worker) == {}
 
 
 async def test_cancel_of_an_unknown_job_is_ignored(
@@ -195,7 +197,7 @@ async def test_cancel_of_an_unknown_job_is_ignored(
 ) -> None:
     """`cancel_job` for an id the requester does not know does nothing."""
     await actor_system.cancel_job("no-such-job")
-    assert actor_system._requests == {}
+    assert open_jobs(actor_system) == {}
 
 
 async def test_exception_in_the_block_cancels_every_worker(
@@ -212,9 +214,9 @@ async def test_exception_in_the_block_cancels_every_worker(
     for worker in workers:
         assert worker.saw_cancelled == [g.job_id]
         assert [c.job_id for c in worker.cancelled] == [g.job_id]
-        assert worker._held == {}
+        assert held_jobs(worker) == {}
     assert g.statuses == {"a": JobStatus.CANCELLED, "b": JobStatus.CANCELLED}
-    assert actor_system._requests == {}
+    assert open_jobs(actor_system) == {}
 
 
 async def test_exception_in_a_single_job_block_cancels_the_worker(
@@ -228,7 +230,7 @@ async def test_exception_in_a_single_job_block_cancels_the_worker(
             raise KeyError("missing")
     await trio.testing.wait_all_tasks_blocked()
     assert len(worker.cancelled) == 1
-    assert worker._held == {}
+    assert held_jobs(worker) == {}
 
 
 async def test_requester_cancelled_in_aexit_leaves_no_worker_running(
@@ -251,8 +253,8 @@ async def test_requester_cancelled_in_aexit_leaves_no_worker_running(
     assert scope.cancelled_caught
     await trio.testing.wait_all_tasks_blocked()
     assert worker.saw_cancelled == [j.job_id]
-    assert worker._held == {}
-    assert actor_system._requests == {}
+    assert held_jobs(worker) == {}
+    assert open_jobs(actor_system) == {}
     assert j.status is JobStatus.CANCELLED
 
 
@@ -276,8 +278,8 @@ async def test_requester_cancelled_while_iterating_leaves_no_worker_running(
     assert scope.cancelled_caught
     await trio.testing.wait_all_tasks_blocked()
     assert worker.saw_cancelled == [g.job_id]
-    assert worker._held == {}
-    assert actor_system._requests == {}
+    assert held_jobs(worker) == {}
+    assert open_jobs(actor_system) == {}
 
 
 async def test_actor_requester_ending_cancels_its_jobs(
@@ -291,4 +293,4 @@ async def test_actor_requester_ending_cancels_its_jobs(
     await requester.end(grace=0)
     await trio.testing.wait_all_tasks_blocked()
     assert worker.saw_cancelled == [job_id]
-    assert worker._held == {}
+    assert held_jobs(worker) == {}

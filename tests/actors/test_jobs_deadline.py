@@ -20,6 +20,8 @@ from actors import (
     job,
 )
 
+from actor_support import held_jobs, open_jobs
+
 
 class Sleeper(Actor):
     """Answers after `delay` seconds; records requests, cancellations and whether it finished."""
@@ -65,11 +67,17 @@ async def test_readiness_waits_are_released_after_a_timeout(
     actor_system: ActorSystem, autojump_clock: MockClock
 ) -> None:
     """A timed-out readiness wait leaves no registry waiter and no job state behind."""
-    with pytest.raises(JobTimeout, match=r"timed out; waiting on 'ghost1', 'ghost2'$"):
+    with pytest.raises(
+        JobTimeout,
+        match=(
+            r"timed out: 'ghost1' was never registered \(no actor of that name\); "
+            r"'ghost2' was never registered \(no actor of that name\)$"
+        ),
+    ):
         async with actor_system.job_group("ghost1", "ghost2", timeout=1):
             pass  # pragma: no cover
     assert actor_system.registry.waiter_count() == 0
-    assert actor_system._requests == {}
+    assert open_jobs(actor_system) == {}
 
 
 async def test_worker_spawned_after_the_deadline_is_too_late(
@@ -84,7 +92,9 @@ async def test_worker_spawned_after_the_deadline_is_too_late(
             await actor_system.spawn(late)
 
         nursery.start_soon(spawn_late)
-        with pytest.raises(JobTimeout, match=r"timed out; waiting on 'late'$"):
+        with pytest.raises(
+            JobTimeout, match=r"timed out: 'late' was never registered \(no actor of that name\)$"
+        ):
             async with actor_system.job("late", timeout=1):
                 pass  # pragma: no cover
         assert trio.current_time() == 1
@@ -125,8 +135,8 @@ async def test_slow_handler_times_out_and_is_cancelled(
     await trio.testing.wait_all_tasks_blocked()
     assert worker.saw_cancelled == 1
     assert [c.job_id for c in worker.cancelled] == [caught.value.job_id]
-    assert worker._held == {}
-    assert actor_system._requests == {}
+    assert held_jobs(worker) == {}
+    assert open_jobs(actor_system) == {}
 
 
 async def test_request_carries_the_requesters_deadline(
@@ -150,7 +160,7 @@ async def test_deadline_that_passes_while_the_block_runs_is_a_job_timeout(
     """When the worker's copy of the deadline cancels it while the block is still busy, leaving
     the block raises JobTimeout, not a plain JobError."""
     worker = await actor_system.spawn(Sleeper("worker", delay=100))
-    with pytest.raises(JobTimeout, match=r"timed out; waiting on 'worker'$") as caught:
+    with pytest.raises(JobTimeout, match=r"timed out: 'worker' was still working$") as caught:
         async with actor_system.job("worker", timeout=3):
             await trio.sleep(10)
             assert worker.saw_cancelled == 1
@@ -158,43 +168,57 @@ async def test_deadline_that_passes_while_the_block_runs_is_a_job_timeout(
     assert caught.value.statuses == {"worker": JobStatus.CANCELLED}
 
 
-@pytest.mark.parametrize("scope", ["move_on_after", "fail_after"])
-async def test_enclosing_deadline_on_a_slow_handler_is_a_job_timeout(
-    actor_system: ActorSystem, autojump_clock: MockClock, scope: str
+async def test_move_on_after_around_a_job_moves_on_and_cancels_the_worker(
+    actor_system: ActorSystem, autojump_clock: MockClock
 ) -> None:
-    """An enclosing `move_on_after`/`fail_after` (no `timeout=`) also ends in JobTimeout, and
-    the worker runs under that deadline and is cancelled by it."""
+    """An enclosing `move_on_after` (no `timeout=`) moves on, as everywhere in Trio: no
+    JobTimeout escapes it, the worker ran under that deadline and was cancelled by it."""
     worker = await actor_system.spawn(Sleeper("worker", delay=100))
-    enclosing = trio.move_on_after if scope == "move_on_after" else trio.fail_after
-    with (
-        pytest.raises(JobTimeout, match=r"timed out; waiting on 'worker'$") as caught,
-        enclosing(3),
-    ):
+    with trio.move_on_after(3) as scope:
         async with actor_system.job("worker"):
             pass
-    assert caught.value.statuses == {"worker": JobStatus.CANCELLED}
+    assert scope.cancelled_caught
     assert trio.current_time() == 3
     assert worker.requests[0].deadline == 3
     await trio.testing.wait_all_tasks_blocked()
     assert worker.saw_cancelled == 1
-    assert worker._held == {}
+    assert held_jobs(worker) == {}
+    assert open_jobs(actor_system) == {}
+
+
+async def test_fail_after_around_a_job_raises_too_slow(
+    actor_system: ActorSystem, autojump_clock: MockClock
+) -> None:
+    """An enclosing `fail_after` raises `trio.TooSlowError`, and the worker is cancelled."""
+    worker = await actor_system.spawn(Sleeper("worker", delay=100))
+    with pytest.raises(trio.TooSlowError):
+        with trio.fail_after(3):
+            async with actor_system.job("worker"):
+                pass
+    assert trio.current_time() == 3
+    await trio.testing.wait_all_tasks_blocked()
+    assert worker.saw_cancelled == 1
+    assert held_jobs(worker) == {}
 
 
 @pytest.mark.parametrize("scope", ["move_on_after", "fail_after"])
-async def test_enclosing_deadline_while_waiting_for_readiness_is_a_job_timeout(
+async def test_enclosing_deadline_while_waiting_for_readiness_leaves_through_cancelled(
     actor_system: ActorSystem, autojump_clock: MockClock, scope: str
 ) -> None:
-    """An enclosing deadline that passes while the worker is not ready also raises JobTimeout."""
-    enclosing = trio.move_on_after if scope == "move_on_after" else trio.fail_after
-    with (
-        pytest.raises(JobTimeout, match=r"timed out; waiting on 'ghost'$") as caught,
-        enclosing(2),
-    ):
-        async with actor_system.job("ghost"):
-            pass  # pragma: no cover
-    assert caught.value.statuses == {"ghost": JobStatus.CANCELLED}
+    """An enclosing deadline that passes while the worker is not ready leaves the block the
+    Trio way (moved on, or TooSlowError), and releases the readiness wait."""
+    if scope == "move_on_after":
+        with trio.move_on_after(2) as cancel_scope:
+            async with actor_system.job("ghost"):
+                pass  # pragma: no cover
+        assert cancel_scope.cancelled_caught
+    else:
+        with pytest.raises(trio.TooSlowError), trio.fail_after(2):
+            async with actor_system.job("ghost"):
+                pass  # pragma: no cover
     assert trio.current_time() == 2
     assert actor_system.registry.waiter_count() == 0
+    assert open_jobs(actor_system) == {}
 
 
 async def test_enclosing_deadline_while_iterating_events_is_a_job_timeout(
@@ -211,7 +235,7 @@ async def test_enclosing_deadline_while_iterating_events_is_a_job_timeout(
 
     await actor_system.spawn(Chatty("chatty"))
     seen: list[Any] = []
-    with pytest.raises(JobTimeout, match=r"timed out; waiting on 'chatty'$"):
+    with pytest.raises(JobTimeout, match=r"timed out: 'chatty' was still working$"):
         async with actor_system.job("chatty", timeout=3.5) as j:
             async for event in j:
                 seen.append(event.data)
@@ -225,13 +249,15 @@ async def test_timeout_carries_what_did_arrive(
     """JobTimeout has every member's status and the responses of members that finished."""
     await actor_system.spawn(Sleeper("fast", delay=1))
     slow = await actor_system.spawn(Sleeper("slow", delay=100))
-    with pytest.raises(JobTimeout, match=r"timed out; waiting on 'ghost'$") as caught:
+    with pytest.raises(
+        JobTimeout, match=r"timed out: 'ghost' was never registered \(no actor of that name\)$"
+    ) as caught:
         async with actor_system.job_group("ghost", timeout=2):
             pass  # pragma: no cover - 'ghost' never becomes ready
     assert trio.current_time() == 2
     assert caught.value.statuses == {"ghost": JobStatus.CANCELLED}
 
-    with pytest.raises(JobTimeout, match=r"timed out; waiting on 'slow'$") as caught:
+    with pytest.raises(JobTimeout, match=r"timed out: 'slow' was still working$") as caught:
         async with actor_system.job_group("fast", "slow", timeout=2):
             pass
     assert trio.current_time() == 4
@@ -246,12 +272,12 @@ async def test_zero_timeout_times_out_at_once(
 ) -> None:
     """`timeout=0` times out at once, even for a ready worker."""
     worker = await actor_system.spawn(Sleeper("worker", delay=1))
-    with pytest.raises(JobTimeout, match=r"timed out; waiting on 'worker'$"):
+    with pytest.raises(JobTimeout, match=r"timed out: 'worker' was still working$"):
         async with actor_system.job("worker", timeout=0):
             pass
     assert trio.current_time() == 0
     await trio.testing.wait_all_tasks_blocked()
-    assert worker._held == {}
+    assert held_jobs(worker) == {}
 
 
 @pytest.mark.parametrize("bad_timeout", [-1.0, float("nan")])

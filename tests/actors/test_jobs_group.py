@@ -20,6 +20,8 @@ from actors import (
     job,
 )
 
+from actor_support import open_jobs
+
 
 class Member(Actor):
     """Sends an update naming itself, waits `delay` seconds, then answers or raises."""
@@ -184,4 +186,4 @@ async def test_group_needs_distinct_workers(
     with pytest.raises(ValueError, match=message):
         async with actor_system.job_group(*names):
             pass
-    assert actor_system._requests == {}
+    assert open_jobs(actor_system) == {}

@@ -21,6 +21,8 @@ from actors import (
     job,
 )
 
+from actor_support import open_jobs
+
 
 class Worker(Actor):
     """Streams, answers or fails, after `delay` seconds."""
@@ -119,7 +121,7 @@ async def test_request_job_returns_the_id_and_answers_arrive_on_hooks(
         ("response", "worker", JobStatus.COMPLETED, "worker answered q"),
         ("completed", job_id),
     ]
-    assert requester._requests == {}
+    assert open_jobs(requester) == {}
 
 
 async def test_stream_hooks_fire_in_order(
@@ -225,9 +227,11 @@ async def test_request_job_to_a_never_ready_worker_times_out(
     """`request_job` waits for readiness within its timeout and raises JobTimeout after it,
     leaving no job state and no readiness wait behind."""
     requester = await actor_system.spawn(Requester("requester"))
-    with pytest.raises(JobTimeout, match=r"timed out; waiting on 'ghost'$"):
+    with pytest.raises(
+        JobTimeout, match=r"timed out: 'ghost' was never registered \(no actor of that name\)$"
+    ):
         await requester.request_job("ghost", timeout=3)
     assert trio.current_time() == 3
-    assert requester._requests == {}
+    assert open_jobs(requester) == {}
     assert actor_system.registry.waiter_count() == 0
     assert requester.calls == []

@@ -194,7 +194,9 @@ async def test_requests_queued_at_a_stopping_worker_answer_cancelled(
     with pytest.raises(JobGroupError, match=r"ended CANCELLED \(worker 'worker' stopped\)"):
         async with actor_system.job_group("worker", payload="queued", timeout=100):
             await trio.testing.wait_all_tasks_blocked()
-            assert actor_system._mailboxes["worker"].statistics().queued == 1
+            mailbox = actor_system.actors["worker"]._mailbox
+            assert mailbox is not None
+            assert mailbox.statistics().queued == 1
             worker.end(grace=0)
     assert trio.current_time() == start
     assert worker.answered == []

@@ -23,6 +23,8 @@ from actors import (
 from actors.testing import open_test_system, wait_ready
 from transports import MemoryTransport
 
+from actor_support import held_jobs, open_jobs
+
 
 class Crash(msgspec.Struct, frozen=True):
     """Makes a `RemoteWorker` crash in `on_message`."""
@@ -79,9 +81,9 @@ async def test_job_to_a_worker_on_another_system(
         assert (j.status, j.response) == (JobStatus.COMPLETED, "worker done")
         assert worker.requests[0].sender == system_a.address
         assert worker.requests[0].deadline == start + 10
-        assert system_a._requests == {}
+        assert open_jobs(system_a) == {}
         await trio.testing.wait_all_tasks_blocked()
-        assert worker._held == {}
+        assert held_jobs(worker) == {}
 
 
 async def test_remote_worker_crash_fails_the_job_at_once(
@@ -148,7 +150,7 @@ async def test_remote_cancel_reaches_the_worker(
         assert caught.value.status is JobStatus.CANCELLED
         await trio.testing.wait_all_tasks_blocked()
         assert [c.job_id for c in worker.cancelled] == [j.job_id]
-        assert worker._held == {}
+        assert held_jobs(worker) == {}
 
 
 async def test_work_requested_by_a_vanished_system_is_cancelled(
@@ -176,6 +178,6 @@ async def test_work_requested_by_a_vanished_system_is_cancelled(
                 await worker.started.wait()
                 raise RuntimeError("process died")
         with trio.fail_after(1):
-            await worker._wait_for_jobs()
+            await worker._require_worker().wait_idle()
         assert [c.job_id for c in worker.cancelled] == ["orphan"]
         assert trio.current_time() < 1

@@ -10,6 +10,8 @@ from trio.testing import MockClock
 from actors import Actor, JobRequest, JobStatus, job
 from actors.testing import open_test_system
 
+from actor_support import held_jobs, open_jobs
+
 JOBS = 1000
 
 
@@ -58,7 +60,7 @@ async def test_a_thousand_concurrent_jobs_complete_and_leave_no_task(
         assert responses == {index: index * 2 for index in range(JOBS)}
         assert worker.max_running == JOBS
         await trio.testing.wait_all_tasks_blocked()
-        assert worker._held == {}
-        assert system._requests == {}
+        assert held_jobs(worker) == {}
+        assert open_jobs(system) == {}
         assert trio.lowlevel.current_statistics().tasks_living > tasks_before
     assert trio.lowlevel.current_statistics().tasks_living == tasks_before

@@ -20,6 +20,8 @@ from actors import (
     job,
 )
 
+from actor_support import held_jobs, open_jobs
+
 
 class Worker(Actor):
     """Answers after `delay` seconds; records requests and cancellations."""
@@ -86,7 +88,7 @@ async def test_system_request_job_reports_on_its_hooks(
         ("a", JobStatus.COMPLETED, "a: x")
     ]
     assert results == [JobResult(job_id, {"a": JobStatus.COMPLETED}, {"a": "a: x"})]
-    assert actor_system._requests == {}
+    assert open_jobs(actor_system) == {}
 
 
 async def test_system_cancel_job(actor_system: ActorSystem, autojump_clock: MockClock) -> None:
@@ -97,7 +99,7 @@ async def test_system_cancel_job(actor_system: ActorSystem, autojump_clock: Mock
     await actor_system.cancel_job(job_id)
     await trio.testing.wait_all_tasks_blocked()
     assert [c.job_id for c in worker.cancelled] == [job_id]
-    assert actor_system._requests == {}
+    assert open_jobs(actor_system) == {}
 
     worker.started = trio.Event()
     with pytest.raises(JobError, match=r"ended CANCELLED"):
@@ -107,7 +109,7 @@ async def test_system_cancel_job(actor_system: ActorSystem, autojump_clock: Mock
     assert trio.current_time() == 0
     await trio.testing.wait_all_tasks_blocked()
     assert len(worker.cancelled) == 2
-    assert worker._held == {}
+    assert held_jobs(worker) == {}
 
 
 async def test_system_request_job_group(
@@ -118,7 +120,7 @@ async def test_system_request_job_group(
     job_id = await actor_system.request_job_group("a", "b", payload="y")
     await trio.sleep(5)
     assert [[r.job_id for r in w.requests] for w in workers] == [[job_id], [job_id]]
-    assert actor_system._requests == {}
+    assert open_jobs(actor_system) == {}
 
 
 async def test_system_hooks_hear_of_a_worker_that_stops(
@@ -145,7 +147,7 @@ async def test_system_hooks_hear_of_a_worker_that_stops(
     await trio.testing.wait_all_tasks_blocked()
     assert [(r.actor_name, r.status) for r in responses] == [("a", JobStatus.CANCELLED)]
     assert trio.current_time() == 0
-    assert actor_system._requests == {}
+    assert open_jobs(actor_system) == {}
 
 
 async def test_leaving_the_system_cancels_its_outstanding_jobs(
@@ -160,4 +162,4 @@ async def test_leaving_the_system_cancels_its_outstanding_jobs(
         await worker.started.wait()
     assert trio.current_time() == 0
     assert len(worker.cancelled) == 1
-    assert worker._held == {}
+    assert held_jobs(worker) == {}

@@ -20,6 +20,8 @@ from actors import (
     job,
 )
 
+from actor_support import held_jobs
+
 
 class ResearchArgs(msgspec.Struct, frozen=True):
     """A typed job payload."""
@@ -134,7 +136,7 @@ async def test_sequential_handler_runs_one_at_a_time_in_arrival_order(
     await trio.sleep(10)
     assert tracker.started == [0, 1, 2, 3]
     assert tracker.max_running == 1
-    assert tracker._held == {}
+    assert held_jobs(tracker) == {}
 
 
 async def test_sequential_handler_completes_each_job_in_turn(
@@ -193,11 +195,11 @@ async def test_a_cancelled_job_waiting_for_admission_never_runs(
     await requester.request_job("tracker", name="one-at-a-time", payload="first")
     second = await requester.request_job("tracker", name="one-at-a-time", payload="second")
     await trio.testing.wait_all_tasks_blocked()
-    assert second in tracker._held
+    assert second in held_jobs(tracker)
     await requester.cancel_job(second)
     await trio.sleep(10)
     assert tracker.started == ["first"]
-    assert tracker._held == {}
+    assert held_jobs(tracker) == {}
 
 
 async def test_request_job_update_reaches_the_worker_and_its_update_comes_back(
@@ -257,7 +259,7 @@ async def test_response_that_cannot_cross_a_process_answers_error(
     assert trio.current_time() == 0
     assert caught.value.status is JobStatus.ERROR
     await trio.testing.wait_all_tasks_blocked()
-    assert leaky._held == {}
+    assert held_jobs(leaky) == {}
 
 
 def test_job_decorator_refuses_a_plain_function() -> None:

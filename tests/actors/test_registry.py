@@ -82,7 +82,9 @@ def test_watch_fires_at_once_and_on_each_add() -> None:
 
     registry.add(_info("other"))
     assert seen == [first]
-    second = _info("w", system="node-b")
+    registry.add(_info("w"))  # the same start announced again (a peer joined): no second fire
+    assert seen == [first]
+    second = _info("w", system="node-b", incarnation="2")
     registry.add(second)
     assert seen == [first, second]
 

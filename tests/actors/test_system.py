@@ -29,9 +29,23 @@ async def test_strict_mode_refuses_what_cannot_cross_a_process(actor_system: Act
         await sender.send_message("target", Carrier(object()))
 
 
+async def test_the_default_system_is_strict() -> None:
+    """By default every envelope round-trips through the codec (DESIGN 12): the recipient
+    gets an equal copy, never the sender's object."""
+    async with open_actor_system("isolated") as system:
+        assert system.strict
+        target = await system.spawn(Recorder("target"))
+        sender = await system.spawn(Recorder("sender"))
+        note = Note("copied")
+        await sender.send_message("target", note)
+        await target.wait_until(lambda: target.messages)
+    assert target.messages[0] == note
+    assert target.messages[0] is not note
+
+
 async def test_non_strict_mode_passes_objects_locally() -> None:
-    """Without strict mode local delivery skips the codec: the same object arrives."""
-    async with open_actor_system("plain") as system:
+    """With strict=False (the documented opt-out) local delivery shares the same object."""
+    async with open_actor_system("plain", transport=MemoryTransport(strict=False)) as system:
         assert not system.strict
         target = await system.spawn(Recorder("target"))
         sender = await system.spawn(Recorder("sender"))

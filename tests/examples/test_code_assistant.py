@@ -142,14 +142,6 @@ def test_code_assistant_defaults_to_the_current_directory(project: Path) -> None
     assert "  coder> The project has 4 files." in stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "runtime bug: `async for event in j` iterates an async generator "
-        "(JobGroupContext._events); leaving the loop early with `break` leaves it unfinished, "
-        "and Trio warns (ResourceWarning) when it is garbage collected"
-    ),
-)
 def test_code_assistant_leaves_no_unfinished_async_generator(project: Path) -> None:
     """Breaking out of ``async for event in j`` (as the example does) warns about nothing."""
     _, stderr, _ = run_example("-X", "dev", str(EXAMPLE), "--project", str(project), cwd=project)

@@ -1,0 +1,140 @@
+"""The worker's table of jobs: what it holds, what it was told to cancel early. Pure.
+
+Theory of operation
+-------------------
+Everything a worker knows about its jobs lives in one `WorkerTable`: the jobs it holds (each
+with its request, credits and whether it has answered) and the *tombstones*, cancels that
+arrived before their request. The table does no I/O and reads no clock; each held job carries
+an opaque `handle` that the Trio component uses for the job's cancel scope.
+
+Rule 1: a cancel never loses to its request. A cancel for a job id the worker does not hold
+leaves a tombstone; the request, when it comes, is answered CANCELLED without running.
+
+Rule 2: bounded by time. A tombstone lives until the deadline of the job it cancels (plus a
+margin), or `TOMBSTONE_SECONDS` when the job has none: a request arriving later than that would
+be refused as expired anyway. Tombstones are never evicted early, so a live one is never lost.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from .types import CREDIT_WINDOW, JobRequest
+
+H = TypeVar("H")
+
+TOMBSTONE_SECONDS = 300.0
+"""How long a cancel without a deadline waits for its request."""
+
+
+@attrs.define(eq=False)
+class HeldJob(Generic[H]):
+    """One job a worker holds, from its request to its answer."""
+
+    request: JobRequest[Any]
+    """The request as its handler sees it."""
+    envelope_id: str
+    """Id of the request's envelope (its delivery is acknowledged by the answer)."""
+    handle: H
+    """The component's own per-job object (its cancel scope)."""
+    credits: int = CREDIT_WINDOW
+    """Events the worker may still send before the requester grants more."""
+    answered: bool = False
+    """Whether the terminal answer has gone out."""
+    cancel_reason: str | None = None
+    """Why it was cancelled, once it was."""
+
+
+@attrs.define(eq=False)
+class WorkerTable(Generic[H]):
+    """Held jobs and tombstones of one worker."""
+
+    held: dict[str, HeldJob[H]] = attrs.field(factory=dict)
+    """Job id -> the job, while held."""
+    _tombstones: OrderedDict[str, tuple[str | None, float]] = attrs.field(factory=OrderedDict)
+
+    def __repr__(self) -> str:
+        return f"<WorkerTable [held: {len(self.held)}, tombstones: {len(self._tombstones)}]>"
+
+    @property
+    def tombstones(self) -> int:
+        """Cancels waiting for their request."""
+        return len(self._tombstones)
+
+    def pending_cancels(self) -> dict[str, str | None]:
+        """Job id -> reason, for every cancel waiting for its request."""
+        return {job_id: reason for job_id, (reason, _) in self._tombstones.items()}
+
+    def hold(self, request: JobRequest[Any], envelope_id: str, handle: H) -> HeldJob[H]:
+        """Start holding a job."""
+        held = HeldJob(request, envelope_id, handle)
+        self.held[request.job_id] = held
+        return held
+
+    def release(self, job_id: str) -> None:
+        """Stop holding a job (it answered and its task ended)."""
+        self.held.pop(job_id, None)
+
+    def take_tombstone(self, job_id: str, now: float) -> tuple[bool, str | None]:
+        """Whether a cancel overtook this job's request; consumes it. Returns (found, reason)."""
+        self._expire(now)
+        entry = self._tombstones.pop(job_id, None)
+        if entry is None:
+            return False, None
+        return True, entry[0]
+
+    def has_tombstone(self, job_id: str) -> bool:
+        """Whether a cancel waits for this job's request."""
+        return job_id in self._tombstones
+
+    def on_cancel(
+        self, job_id: str, reason: str | None, now: float, budget: float | None
+    ) -> HeldJob[H] | None:
+        """A cancel arrived; return the held job to cancel, or leave a tombstone (None).
+
+        Args:
+            budget: seconds left of the job's deadline, as the cancel carried it.
+        """
+        held = self.held.get(job_id)
+        if held is not None:
+            if held.answered or held.cancel_reason is not None:
+                return None
+            held.cancel_reason = reason or "cancelled by the requester"
+            return held
+        self._expire(now)
+        lifetime = TOMBSTONE_SECONDS if budget is None else min(budget + 1.0, TOMBSTONE_SECONDS)
+        self._tombstones[job_id] = (reason, now + lifetime)
+        self._tombstones.move_to_end(job_id)
+        return None
+
+    def on_credit(self, job_id: str, count: int) -> HeldJob[H] | None:
+        """The requester granted `count` more events; return the job to wake, if held."""
+        held = self.held.get(job_id)
+        if held is None or count <= 0:
+            return None
+        held.credits += count
+        return held
+
+    def spend_credit(self, held: HeldJob[H]) -> bool:
+        """Spend one credit for an event; False when none is left (the sender must wait)."""
+        if held.credits <= 0:
+            return False
+        held.credits -= 1
+        return True
+
+    def sent_by(self, requester: str) -> list[HeldJob[H]]:
+        """Unanswered jobs requested by `requester` (which is gone)."""
+        return [
+            held
+            for held in self.held.values()
+            if held.request.sender == requester and not held.answered
+        ]
+
+    def _expire(self, now: float) -> None:
+        # Expiry times differ, so walk the whole table; it only holds early cancels.
+        expired = [job_id for job_id, (_, until) in self._tombstones.items() if until <= now]
+        for job_id in expired:
+            del self._tombstones[job_id]
