@@ -448,7 +448,12 @@ class RedisLink(TransportLink):
                     stream, entry_id = _token(item)
                     if stream == inbox_prefix + item.recipient:
                         self._outstanding.setdefault(item.recipient, set()).add(entry_id)
-                await self._queue_in.send(item)
+                try:
+                    # Without a scheduling round per entry while there is room; the next read
+                    # is this task's checkpoint.
+                    self._queue_in.send_nowait(item)
+                except trio.WouldBlock:
+                    await self._queue_in.send(item)
             if batch.internal_acks:
                 await self._run_scripts([(scripts.ACK, token) for token in batch.internal_acks])
 
