@@ -17,7 +17,7 @@ be refused as expired anyway. Tombstones are never evicted early, so a live one 
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import heapq
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -54,7 +54,9 @@ class WorkerTable(Generic[H]):
 
     held: dict[str, HeldJob[H]] = attrs.field(factory=dict)
     """Job id -> the job, while held."""
-    _tombstones: OrderedDict[str, tuple[str | None, float]] = attrs.field(factory=OrderedDict)
+    _tombstones: dict[str, tuple[str | None, float]] = attrs.field(factory=dict)
+    _expiries: list[tuple[float, str]] = attrs.field(factory=list)
+    """A heap of (expiry, job id); an entry whose tombstone was taken or renewed is stale."""
 
     def __repr__(self) -> str:
         return f"<WorkerTable [held: {len(self.held)}, tombstones: {len(self._tombstones)}]>"
@@ -80,6 +82,8 @@ class WorkerTable(Generic[H]):
 
     def take_tombstone(self, job_id: str, now: float) -> tuple[bool, str | None]:
         """Whether a cancel overtook this job's request; consumes it. Returns (found, reason)."""
+        if not self._tombstones:
+            return False, None
         self._expire(now)
         entry = self._tombstones.pop(job_id, None)
         if entry is None:
@@ -107,7 +111,7 @@ class WorkerTable(Generic[H]):
         self._expire(now)
         lifetime = TOMBSTONE_SECONDS if budget is None else min(budget + 1.0, TOMBSTONE_SECONDS)
         self._tombstones[job_id] = (reason, now + lifetime)
-        self._tombstones.move_to_end(job_id)
+        heapq.heappush(self._expiries, (now + lifetime, job_id))
         return None
 
     def on_credit(self, job_id: str, count: int) -> HeldJob[H] | None:
@@ -134,7 +138,11 @@ class WorkerTable(Generic[H]):
         ]
 
     def _expire(self, now: float) -> None:
-        # Expiry times differ, so walk the whole table; it only holds early cancels.
-        expired = [job_id for job_id, (_, until) in self._tombstones.items() if until <= now]
-        for job_id in expired:
-            del self._tombstones[job_id]
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            until, job_id = heapq.heappop(expiries)
+            entry = self._tombstones.get(job_id)
+            if entry is not None and entry[1] == until:
+                del self._tombstones[job_id]
+        if not self._tombstones:
+            expiries.clear()
