@@ -253,24 +253,22 @@ class RedisLink(TransportLink):
     async def send_batch(
         self, items: Sequence[tuple[str, object]], *, control: bool = False
     ) -> None:
-        """Send every item in one round trip; see `TransportLink.send_batch`.
+        """Send the items in order, in one round trip and one atomic step.
 
         Raises:
-            UnknownRecipient: for the first unknown recipient; every other item was sent.
+            UnknownRecipient: for the first recipient nobody holds; the items before it were
+                sent, it and the items after it were not.
         """
         self._check_open()
-        flag = "1" if control else "0"
-        calls = [
-            (scripts.SEND, (recipient, self.system, self._check_packet(packet), flag))
-            for recipient, packet in items
-        ]
-        if not calls:
+        args: list[CommandArg] = [self.system, "1" if control else "0"]
+        for recipient, packet in items:
+            args += [recipient, self._check_packet(packet)]
+        if not items:
             await trio.lowlevel.checkpoint()
             return
-        replies = await self._run_scripts(calls)
-        for (recipient, _), reply in zip(items, replies, strict=True):
-            if reply != 1:
-                raise UnknownRecipient(recipient)
+        stopped_at = await self._run_script(scripts.SEND_BATCH, *args)
+        if isinstance(stopped_at, int) and stopped_at > 0:
+            raise UnknownRecipient(items[stopped_at - 1][0])
 
     async def broadcast(self, packet: object) -> None:
         """Append `packet` to every other node's box."""

@@ -257,6 +257,30 @@ return 1
 """,
 )
 
+SEND_BATCH: Final = _script(
+    "send_batch",
+    """
+-- ARGV: sender, control ('0'/'1'), name, packet, name, packet, ... Appends each packet like
+-- SEND, in order; stops at the first name nobody holds and returns its 1-based position (the
+-- packets before it were sent, it and those after it were not), or 0 when all were sent.
+local sender, control = ARGV[2], ARGV[3] == '1'
+local position = 0
+for index = 4, #ARGV, 2 do
+  position = position + 1
+  local name, packet = ARGV[index], ARGV[index + 1]
+  local owner = redis.call('HGET', names_key, name)
+  if not owner then return position end
+  if control then
+    redis.call('XADD', box_key(owner), 'MAXLEN', '~', box_max_length, '*',
+      'kind', 'control', 'name', name, 'packet', packet, 'sender', sender)
+  else
+    redis.call('XADD', prefix .. 'inbox:' .. name, '*', 'packet', packet, 'sender', sender)
+  end
+end
+return 0
+""",
+)
+
 BROADCAST: Final = _script(
     "broadcast",
     """
@@ -285,5 +309,15 @@ return 1
 """,
 )
 
-ALL_SCRIPTS: Final = (REGISTER, HEARTBEAT, CLAIM, RELEASE, SEND, BROADCAST, ACK, GOODBYE)
+ALL_SCRIPTS: Final = (
+    REGISTER,
+    HEARTBEAT,
+    CLAIM,
+    RELEASE,
+    SEND,
+    SEND_BATCH,
+    BROADCAST,
+    ACK,
+    GOODBYE,
+)
 """Every script, for SCRIPT LOAD after a NOSCRIPT reply."""

@@ -86,7 +86,8 @@ async def check_unique_names(connect: LinkFactory) -> None:
 
 
 async def check_addressed_delivery(connect: LinkFactory) -> None:
-    """An addressed packet reaches the holder of the name only; unknown names are refused."""
+    """An addressed packet reaches the holder of the name only; unknown names are refused, and
+    a batch stops at its first unknown recipient."""
     name = _unique("worker")
     async with connect(_unique("a")) as sender, connect(_unique("b")) as holder:
         await holder.claim(name)
@@ -101,6 +102,16 @@ async def check_addressed_delivery(connect: LinkFactory) -> None:
             pass
         else:
             raise AssertionError("a packet to a name nobody holds was accepted")
+        # A batch stops at its first unknown recipient: what came before it was sent.
+        nobody = _unique("nobody")
+        try:
+            await sender.send_batch([(name, b"before"), (nobody, b"lost"), (name, b"after")])
+        except UnknownRecipient as exc:
+            assert exc.name == nobody, exc
+        else:
+            raise AssertionError("a batch to a name nobody holds was accepted")
+        assert _data(await _next_delivery(holder)) == b"before"
+        assert await _nothing_more(holder, 0.1) == []
 
 
 async def check_broadcast(connect: LinkFactory) -> None:
