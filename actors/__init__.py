@@ -27,7 +27,7 @@ from ._routing.mailbox import MailboxInterrupted as MailboxInterrupted
 from ._routing.mailbox import MailboxStatistics as MailboxStatistics
 from ._routing.registry import Watch as Watch
 from ._runtime.actor import Actor as Actor
-from ._runtime.actor import Finished as Finished
+from ._runtime.finished import Finished as Finished
 from ._runtime.instance import ActorSpec as ActorSpec
 from ._runtime.system import ActorSystem as ActorSystem
 from ._runtime.system import SystemStatistics as SystemStatistics

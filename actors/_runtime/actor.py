@@ -7,11 +7,10 @@ is, what it can override, and what it can call.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
@@ -24,8 +23,9 @@ from .._bridges.endpoint import bridge_address
 from .._exceptions import ActorNotFound, ActorStateError, DecodeError
 from .._jobs.facade import JobRequesterAPI
 from .._jobs.requester import Requester
-from .._jobs.types import JobCancellation, JobHandlerSpec, JobRequest, job_handlers
-from .._jobs.worker import Worker, current_job
+from .._jobs.types import job_handlers
+from .._jobs.worker import Worker
+from .._jobs.worker_api import JobWorkerAPI
 from .._routing.mailbox import Mailbox
 from .._routing.registry import Watch
 from .._wire.envelope import (
@@ -38,13 +38,11 @@ from .._wire.envelope import (
     BridgeFrame,
     Deactivate,
     Envelope,
-    JobStatus,
-    JobStreamData,
-    JobStreamStart,
-    JobUpdateMessage,
     JobUpdateRequest,
     SystemMessage,
 )
+from .definition import check_actor_class, check_bound
+from .finished import DEFAULT_GRACE, Finished
 
 if TYPE_CHECKING:
     from .._bridges.endpoint import Bridge
@@ -55,89 +53,8 @@ logger = logging.getLogger(__name__)
 
 A = TypeVar("A", bound="Actor")
 
-DEFAULT_GRACE = 5.0
-"""Seconds of grace `end()` gives in-flight work when no `grace` is passed."""
 
-
-class Finished:
-    """What `end()` and `cancel()` return: awaiting it waits until the target has finished.
-
-    The request itself takes effect when `end()`/`cancel()` is called, so the result can also
-    be ignored (for example from inside the actor that is ending).
-    """
-
-    def __init__(self, event: trio.Event) -> None:
-        self._event = event
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self._event.wait().__await__()
-
-    def __repr__(self) -> str:
-        return f"<Finished [{'done' if self._event.is_set() else 'pending'}]>"
-
-
-def _check_bound(parameter: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{parameter} must be a positive int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{parameter} must be > 0, got {value!r}")
-
-
-_RESERVED = frozenset(
-    {
-        "job",
-        "job_group",
-        "request_job",
-        "request_job_group",
-        "cancel_job",
-        "request_job_update",
-        "send_job_response",
-        "send_job_update",
-        "send_job_stream_start",
-        "send_job_stream_data",
-        "send_job_stream_end",
-        "send_message",
-        "send_error",
-        "end",
-        "cancel",
-        "add_child",
-        "remove_child",
-        "activate_agent",
-        "deactivate_agent",
-        "handoff_to",
-        "watch_agent",
-        "send_frame",
-        "open_bridge",
-        "start_soon",
-    }
-)
-"""Methods of `Actor` a subclass must not replace with a job handler."""
-
-_HOOKS = (
-    "on_ready",
-    "on_finished",
-    "on_error",
-    "on_activated",
-    "on_deactivated",
-    "on_agent_ready",
-    "on_agent_error",
-    "on_message",
-    "on_frame",
-    "on_job_request",
-    "on_job_cancelled",
-    "on_job_update_requested",
-    "on_job_response",
-    "on_job_update",
-    "on_job_stream_start",
-    "on_job_stream_data",
-    "on_job_stream_end",
-    "on_job_completed",
-    "on_job_error",
-)
-"""Hooks the runtime awaits: an override must be an async function."""
-
-
-class Actor(JobRequesterAPI):
+class Actor(JobRequesterAPI, JobWorkerAPI):
     """An agent: a supervised Trio task with a mailbox, hooks, children and jobs.
 
     Subclass it, override hooks (calling ``await super().hook(...)`` first), and start it with
@@ -171,23 +88,11 @@ class Actor(JobRequesterAPI):
     _init_args: tuple[tuple[Any, ...], dict[str, Any]]
     """Delay schedule between restarts of a child (None: restart at once)."""
 
-    _job_table: ClassVar[dict[str | None, tuple[str, JobHandlerSpec]]] = {}
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Mistakes in a class are reported when it is defined, not at its first request.
         super().__init_subclass__(**kwargs)
         table = job_handlers(cls)
-        for attribute, _spec in table.values():
-            if attribute in _RESERVED:
-                raise TypeError(
-                    f"{cls.__name__}.{attribute} is a job handler that hides Actor.{attribute}; "
-                    "give the method another name (the job's name is set with @job(name=...))"
-                )
-            _check_handler_signature(cls, attribute)
-        for hook in _HOOKS:
-            method = getattr(cls, hook, None)
-            if method is not None and not inspect.iscoroutinefunction(method):
-                raise TypeError(f"{cls.__name__}.{hook} must be an async function (async def)")
+        check_actor_class(cls, table)
         cls._job_table = table
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Actor:
@@ -210,9 +115,9 @@ class Actor(JobRequesterAPI):
             raise TypeError(f"name must be a string, got {name!r}")
         if not name:
             raise ValueError("an actor needs a non-empty name")
-        _check_bound("mailbox_size", mailbox_size)
+        check_bound("mailbox_size", mailbox_size)
         if max_concurrent_jobs is not None:
-            _check_bound("max_concurrent_jobs", max_concurrent_jobs)
+            check_bound("max_concurrent_jobs", max_concurrent_jobs)
         if bridged is not None:
             if isinstance(bridged, str):
                 raise TypeError(
@@ -577,69 +482,6 @@ class Actor(JobRequesterAPI):
             self._scope.cancel()
         return Finished(self._finished_event)
 
-    # --- jobs, worker side -------------------------------------------------------------------
-
-    @property
-    def job_id(self) -> str | None:
-        """The id of the job the current task is handling, or None outside a job handler."""
-        current = current_job.get()
-        return current[1] if current is not None and current[0] == self._name else None
-
-    async def on_job_request(self, request: JobRequest[Any]) -> Any:
-        """Handle a request that no `@job` handler matches; override for custom routing.
-
-        Answer with a return value or `send_job_response`. The base method does nothing, so
-        ``await super().on_job_request(request)`` is safe; an actor that does not override it
-        answers such requests ERROR (no handler for that job name).
-        """
-
-    async def on_job_cancelled(self, cancellation: JobCancellation) -> None:
-        """Called after a job of this worker was cancelled; CANCELLED is answered for you."""
-
-    async def on_job_update_requested(self, request: JobRequest[Any]) -> None:
-        """Called when a requester asks for progress; answer with `send_job_update`."""
-
-    async def send_job_response(
-        self, job_id: str, response: Any = None, *, status: JobStatus = JobStatus.COMPLETED
-    ) -> None:
-        """Answer job `job_id` (a terminal answer; later answers are ignored with a warning).
-
-        Raises:
-            EncodeError: in strict mode, if `response` cannot cross a process boundary.
-        """
-        await self._require_worker().respond(job_id, response, status)
-
-    async def send_job_update(self, job_id: str, data: Any = None) -> None:
-        """Send a progress update (waits while the requester has `CREDIT_WINDOW` unread)."""
-        await self._require_worker().send_event(job_id, JobUpdateMessage(data=data))
-
-    async def send_job_stream_start(self, job_id: str, data: Any = None) -> None:
-        """Begin streaming results to the requester."""
-        await self._require_worker().send_event(job_id, JobStreamStart(data=data))
-
-    async def send_job_stream_data(self, job_id: str, data: Any = None) -> None:
-        """Send one stream chunk (waits while the requester has `CREDIT_WINDOW` unread)."""
-        await self._require_worker().send_event(job_id, JobStreamData(data=data))
-
-    async def send_job_stream_end(self, job_id: str, data: Any = None) -> None:
-        """End the stream; this completes the job with `data` as its response."""
-        await self._require_worker().end_stream(job_id, data)
-
-    def job_handler(
-        self, name: str | None
-    ) -> tuple[Callable[[JobRequest[Any]], Awaitable[Any]], JobHandlerSpec | None]:
-        """The handler for job `name` and its `@job` spec (internal, used by the worker)."""
-        entry = self._job_table.get(name)
-        if entry is not None:
-            return getattr(self, entry[0]), entry[1]
-        if type(self).on_job_request is Actor.on_job_request:
-            return self._no_handler, None
-        return self.on_job_request, None
-
-    async def _no_handler(self, request: JobRequest[Any]) -> Any:
-        label = "the default job" if request.name is None else f"job {request.name!r}"
-        raise LookupError(f"actor {self._name!r} has no handler for {label}")
-
     def _require_worker(self) -> Worker:
         if self._worker is None:
             raise ActorStateError(f"actor {self._name!r} has not been started")
@@ -761,27 +603,3 @@ class Actor(JobRequesterAPI):
 
 def _frame_ack(message: BridgeFrame, returned: bool) -> SystemMessage:
     return BridgeAck(bridge=message.bridge, seq=message.seq, epoch=message.epoch, returned=returned)
-
-
-def _check_handler_signature(cls: type, attribute: str) -> None:
-    function = getattr(cls, attribute)
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return
-    positional = [
-        parameter
-        for parameter in signature.parameters.values()
-        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    required_extra = [
-        parameter
-        for parameter in signature.parameters.values()
-        if parameter.default is parameter.empty and parameter.kind in (parameter.KEYWORD_ONLY,)
-    ]
-    has_varargs = any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
-    if (len(positional) != 2 and not has_varargs) or required_extra:
-        raise TypeError(
-            f"{cls.__name__}.{attribute} must take (self, request): a job handler gets one "
-            f"JobRequest, got {signature}"
-        )

@@ -51,7 +51,8 @@ from .._wire.envelope import (
     SystemGone,
     SystemMessage,
 )
-from .actor import DEFAULT_GRACE, Actor, Finished
+from .actor import Actor
+from .finished import DEFAULT_GRACE, Finished
 from .instance import (
     ActorSpec,
     actor_name_of,
@@ -476,7 +477,10 @@ class ActorSystem(JobRequesterAPI):
         else:
             info = self.registry.get(body.name)
             owner = info.system if info is not None else peer
-        if owner == peer and owner != self._name:
+        # A peer announcing a name one of our live actors holds is lying (names are unique
+        # across the transport): accepting it would move our actor's entry to the peer.
+        name = body.info.name if isinstance(body, AgentReady) else getattr(body, "name", None)
+        if owner == peer and owner != self._name and not self._router.is_local(name or ""):
             return True
         self._router.counters.hostile += 1
         logger.warning(
