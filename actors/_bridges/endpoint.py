@@ -15,6 +15,12 @@ back a frame of some epoch hands back every later frame of it, so nothing overta
 Rule 2: nothing is lost. While no bridged actor is active frames wait in the queue, whose
 bound makes `send` wait (backpressure); frames in flight to an actor that vanishes are queued
 again (delivery is at-least-once across a crash).
+
+Rule 3: no poison loop. An actor handles its frames in order, so when it vanishes the oldest
+frame in flight to it is the one it was handling: that frame is charged an attempt. A frame
+charged `MAX_FRAME_ATTEMPTS` times (its handler crashed that often: a poison frame) is
+dead-lettered instead of queued again, so a restarted actor gets the next frame rather than the
+same crash. An acknowledgement that arrives after its frame was presumed lost still settles it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ from .._routing.router import Endpoint, Router
 from .._wire.envelope import AgentInfo, BridgeAck, BridgeFrame, Envelope
 
 logger = logging.getLogger(__name__)
+
+MAX_FRAME_ATTEMPTS = 2
+"""Deliveries of one frame that may end with its actor vanishing before it is dead-lettered.
+
+Two, not one: the first crash may have had another cause (delivery is at-least-once).
+"""
 
 
 @attrs.frozen
@@ -59,6 +71,7 @@ class FrameRouter:
     _returned: list[_Item] = attrs.field(factory=list)
     _target: str | None = None
     _draining: bool = False
+    _attempts: dict[int, int] = attrs.field(factory=dict)
 
     @property
     def queued(self) -> int:
@@ -91,20 +104,49 @@ class FrameRouter:
     def settle(self, seq: int, returned: bool) -> None:
         """Record an actor's answer for frame `seq`."""
         item = self._in_flight.pop(seq, None)
+        self._attempts.pop(seq, None)
         if item is None:
+            if not returned:
+                # Acknowledged after its actor was presumed lost: handled, so never send it again.
+                self._returned = [i for i in self._returned if i.seq != seq]
+                if any(i.seq == seq for i in self._pending):
+                    self._pending = deque(i for i in self._pending if i.seq != seq)
             return
         if returned:
             self._returned.append(item)
             self._draining = True
         self._maybe_finish_drain()
 
-    def lost(self, name: str) -> None:
-        """Actor `name` vanished: every frame in flight to it goes back to the queue."""
-        if self._target == name and self._in_flight:
-            self._returned.extend(self._in_flight.values())
-            self._in_flight.clear()
-            self._draining = True
-            self._maybe_finish_drain()
+    def lost(self, name: str) -> list[BridgeFrame]:
+        """Actor `name` vanished: every frame in flight to it goes back to the queue.
+
+        Returns:
+            The frames dead-lettered instead (see Rule 3), for the caller to log and count.
+        """
+        if self._target != name or not self._in_flight:
+            return []
+        dead: list[BridgeFrame] = []
+        oldest = min(self._in_flight)
+        attempts = self._attempts.get(oldest, 0) + 1
+        if attempts >= MAX_FRAME_ATTEMPTS:
+            item = self._in_flight.pop(oldest)
+            self._attempts.pop(oldest, None)
+            dead.append(
+                BridgeFrame(
+                    bridge=self.bridge,
+                    seq=item.seq,
+                    epoch=self.epoch,
+                    frame_type=item.frame_type,
+                    data=item.data,
+                )
+            )
+        else:
+            self._attempts[oldest] = attempts
+        self._returned.extend(self._in_flight.values())
+        self._in_flight.clear()
+        self._draining = True
+        self._maybe_finish_drain()
+        return dead
 
     def next_frames(self) -> list[tuple[str, BridgeFrame]]:
         """Return the frames to send now, each with its recipient, and mark them in flight."""
@@ -164,6 +206,7 @@ class Bridge:
     _encode: Any = None
     _closed: bool = False
     _bad_frames: int = 0
+    _dead_letters: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -238,6 +281,7 @@ class Bridge:
             "in_flight": self._router.in_flight,
             "capacity": self._router.capacity,
             "bad_frames": self._bad_frames,
+            "dead_letters": self._dead_letters,
         }
 
     # --- driven by the system's bridge endpoint task ----------------------------------------
@@ -333,7 +377,7 @@ async def _pump_frames(router: Router, bridge: Bridge, address: str) -> None:
             try:
                 await router.send(router.envelope(address, recipient, frame))
             except ActorNotFound:
-                bridge._router.lost(recipient)
+                _dead_letter(router, bridge, recipient, bridge._router.lost(recipient))
                 bridge._wake()
         bridge._room.unpark_all()
 
@@ -341,13 +385,30 @@ async def _pump_frames(router: Router, bridge: Bridge, address: str) -> None:
 async def _follow_owner(router: Router, bridge: Bridge) -> None:
     registry = router.registry
     version = -1
-    known: set[str] = set()
+    known: dict[str, str] = {}
     while True:
         version = await registry.wait_changed(version)
         agents = registry.agents()
-        names = {info.name for info in agents}
-        for vanished in known - names:
-            bridge._router.lost(vanished)
-        known = names
+        incarnations = {info.name: info.incarnation for info in agents}
+        for name, incarnation in known.items():
+            # A restart under the same name is a new actor too: the old one's frames are lost.
+            if incarnations.get(name) != incarnation:
+                _dead_letter(router, bridge, name, bridge._router.lost(name))
+        known = incarnations
         bridge._router.set_owner(choose_owner(bridge.name, agents, bridge._router.owner))
         bridge._wake()
+
+
+def _dead_letter(router: Router, bridge: Bridge, actor: str, frames: list[BridgeFrame]) -> None:
+    for frame in frames:
+        bridge._dead_letters += 1
+        router.counters.dead_letters += 1
+        logger.warning(
+            "bridge %r dead-lettered frame %d (%s): actor %r vanished while handling it, "
+            "%d times",
+            bridge.name,
+            frame.seq,
+            frame.frame_type,
+            actor,
+            MAX_FRAME_ATTEMPTS,
+        )

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from supervision import ChildExit, ChildSpec, Decision, Restart, open_supervisor
+from supervision import Action, ChildExit, ChildSpec, Decision, Restart, open_supervisor
 
 from .._exceptions import ActorStateError, NameTaken
 from .._jobs.requester import Requester
@@ -43,7 +43,7 @@ from .._jobs.types import describe
 from .._jobs.worker import Worker
 from .._routing.mailbox import Mailbox, MailboxInterrupted
 from .._runtime.actor import Actor
-from .._wire.envelope import AgentError, Envelope, JobRequestMessage
+from .._wire.envelope import AgentError, BridgeFrame, Envelope, JobRequestMessage
 
 if TYPE_CHECKING:
     from .._runtime.system import ActorSystem
@@ -185,7 +185,12 @@ def exit_reporter(system: ActorSystem, parent: Actor | None) -> Any:
         action = decision.action.name.lower()
         if action != "restart":
             # Jobs waiting for a new instance of it learn at once that none is coming.
-            system.registry.ended_for_good(name, f"its supervisor decided: {action}")
+            why = (
+                "its supervisor gave up on it: restart intensity exceeded"
+                if decision.action is Action.GIVE_UP
+                else "its supervisor does not restart it"
+            )
+            system.registry.ended_for_good(name, why)
         else:
             logger.debug("actor %r restarting (system %r)", name, system.name)
         if parent is None:
@@ -302,6 +307,18 @@ async def _mailbox_loop(actor: Actor, mailbox: Mailbox[Envelope]) -> None:
         except Exception:
             # A crash: jobs this actor holds must end FAILED, not CANCELLED.
             worker.crashed = True
+            if body_type is not BridgeFrame:
+                # The message is acknowledged below and never delivered again, so a poison
+                # message costs one crash per copy sent, never a crash-restart loop: it is a
+                # dead letter. (A frame's bridge decides whether to send it again.)
+                router.counters.dead_letters += 1
+                logger.warning(
+                    "actor %r (system %r) dead-lettered a %s message from %r: its handler raised",
+                    actor.name,
+                    router.system,
+                    body_type.__name__,
+                    envelope.sender,
+                )
             raise
         finally:
             router.settle(envelope.id)
@@ -319,6 +336,12 @@ async def _finish(actor: Actor, mailbox: Mailbox[Envelope], crash: BaseException
     if actor._parent is not None and actor in actor._parent._children:
         actor._parent._children.remove(actor)
     leftovers = mailbox.drain()
+    if system.registry.restarting(actor.name):
+        # Requests this instance never started wait for the next one (it may restart).
+        requests = [e for e in leftovers if type(e.body) is JobRequestMessage and e.job_id]
+        if requests:
+            system.hold_for_restart(actor.name, requests)
+            leftovers = [e for e in leftovers if e not in requests]
     worker = actor._worker
     assert worker is not None and actor._requester is not None
     worker.accepting = False

@@ -15,6 +15,7 @@ A peer that is lost takes its actors out of the registry, which ends the jobs th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from supervision import Restart, open_supervisor
 from transports import MemoryTransport, PeerLost, Transport
 
 from .._bridges.endpoint import Bridge, serve_bridge
-from .._exceptions import ActorStateError
+from .._exceptions import ActorNotFound, ActorStateError
 from .._jobs.facade import JobRequesterAPI
 from .._jobs.requester import Requester
 from .._routing.inbound import serve_inbound
@@ -85,7 +86,8 @@ class SystemStatistics:
     hostile: int = 0
     """Packets ignored because a peer spoke for actors it does not own, or could not be read."""
     dead_letters: int = 0
-    """Job requests reclaimed from a dead system and answered FAILED instead of run again."""
+    """What was given up on instead of delivered again: job requests reclaimed from a dead
+    system (answered FAILED), messages whose handler raised, poison bridge frames."""
     jobs_requested: int = 0
     """Jobs local requesters (actors and the system) have in flight."""
     jobs_held: int = 0
@@ -110,6 +112,7 @@ class ActorSystem(JobRequesterAPI):
         self.registry = Registry()
         """Every live actor this system knows of, local or remote."""
         self._router = Router(name, codec, self.registry)
+        self._router.lost_handler = functools.partial(self.on_undeliverable, reclaimed=False)
         self._requester = Requester(self._router, self._router.address, self)
         self._actors: dict[str, Actor] = {}
         self._endpoints: dict[str, Endpoint] = {}
@@ -511,9 +514,22 @@ class ActorSystem(JobRequesterAPI):
         self._on_peer_lost(notice.system, crashed=notice.crashed, reason=notice.reason)
 
     def on_undeliverable(self, envelope: Envelope, *, reclaimed: bool) -> None:
-        """Answer what arrived for nobody: a job request is answered FAILED, never dropped."""
-        self._router.counters.undeliverable += 1
+        """Answer what arrived for nobody: a job request is answered FAILED, never dropped.
+
+        A request for one of our actors that is between two instances waits for the next one
+        instead (see `hold_for_restart`).
+        """
         body = envelope.body
+        recipient = envelope.recipient
+        if (
+            isinstance(body, JobRequestMessage)
+            and not reclaimed
+            and recipient is not None
+            and self.registry.restarting(recipient)
+        ):
+            self.hold_for_restart(recipient, [envelope])
+            return
+        self._router.counters.undeliverable += 1
         if isinstance(body, JobRequestMessage) and envelope.job_id:
             if reclaimed:
                 self._router.counters.dead_letters += 1
@@ -537,6 +553,62 @@ class ActorSystem(JobRequesterAPI):
                 )
             )
 
+    def hold_for_restart(self, name: str, requests: list[Envelope]) -> None:
+        """Keep job requests that actor `name` never started until its next instance is ready.
+
+        They were queued at an instance that ended, or arrived while it ended, and its
+        supervisor may start it again: jobs sent during a restart wait for the new instance
+        within their deadline (DESIGN 5), instead of failing because of when they came. If no
+        new instance comes (the supervisor gave up), each is answered FAILED with the reason.
+        """
+        if self._nursery is None:
+            for envelope in requests:
+                self._answer_failed(envelope, f"worker {name!r} is gone")
+            return
+        self._nursery.start_soon(
+            self._deliver_after_restart,
+            name,
+            requests,
+            trio.current_time(),
+            name=f"requests waiting for {name!r} to restart",
+        )
+
+    async def _deliver_after_restart(
+        self, name: str, requests: list[Envelope], since: float
+    ) -> None:
+        pending = list(requests)
+        while pending:
+            try:
+                await self.registry.wait_ready(name)
+            except ActorNotFound as exc:
+                for envelope in pending:
+                    self._answer_failed(envelope, f"worker {name!r} is gone ({exc.reason})")
+                return
+            envelope = pending[0]
+            if envelope.deadline is not None:
+                # The budget a request carries is relative: the time it waited here is spent.
+                left = max(0.0, envelope.deadline - (trio.current_time() - since))
+                envelope = msgspec.structs.replace(envelope, deadline=left)
+            try:
+                await self._router.send(envelope)
+            except ActorNotFound:
+                if not self.registry.restarting(name):
+                    self._answer_failed(envelope, f"worker {name!r} is gone")
+                    pending.pop(0)
+                continue
+            pending.pop(0)
+
+    def _answer_failed(self, envelope: Envelope, text: str) -> None:
+        self._router.settle(envelope.id)
+        self._router.post(
+            self._router.envelope(
+                envelope.recipient or self._name,
+                envelope.sender,
+                JobResponseMessage(status=JobStatus.FAILED, error=text),
+                job_id=envelope.job_id,
+            )
+        )
+
     def _on_peer_lost(self, system: str, *, crashed: bool, reason: str | None) -> None:
         if system == self._name:
             return
@@ -558,11 +630,18 @@ class ActorSystem(JobRequesterAPI):
 
     def _on_agent_gone(self, name: str, *, crashed: bool) -> None:
         """An actor (local or remote) is gone: end what local requesters wait on it for,
-        and cancel what it asked of local workers."""
-        self._requester.worker_gone(name, crashed=crashed)
+        and cancel what it asked of local workers.
+
+        A local actor that its supervisor may restart owes nothing through this notice: the
+        jobs it ran answered for themselves as they were cut off, and the requests it never
+        started wait for its next instance (`hold_for_restart`).
+        """
+        restarting = self.registry.restarting(name) and name not in self.registry
+        if not restarting:
+            self._requester.worker_gone(name, crashed=crashed)
         for actor in list(self._actors.values()):
             requester = actor._requester
-            if requester is not None and requester.jobs:
+            if requester is not None and requester.jobs and not restarting:
                 requester.worker_gone(name, crashed=crashed)
             worker = actor._worker
             if worker is not None and worker.busy:

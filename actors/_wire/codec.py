@@ -18,6 +18,14 @@ Rule 2: every way bytes can be wrong (garbage, truncated, oversized, another pro
 an unknown kind, a body that does not fit its type) raises `DecodeError` with the reason, and
 nothing else. Encoding a value msgspec cannot represent raises `EncodeError`.
 
+Rule 3: a packet's decoded shape is bounded, not only its size. msgpack spends one byte on an
+empty array that costs a Python list of ~56 bytes to decode, so a 4 MiB packet of empty arrays
+would cost over a second and hundreds of MB. Before decoding, a packet longer than `max_items`
+bytes has its msgpack headers walked (`check_shape`, no objects built) and is refused if it
+holds more than `max_items` values or nests deeper than `MAX_DEPTH`. A shorter packet cannot
+hold more values than it has bytes, so it is not walked: a normal envelope pays one length
+comparison. (msgspec itself refuses nesting beyond the interpreter's recursion limit.)
+
 Encoder and decoders are built once per codec and reused.
 """
 
@@ -32,6 +40,12 @@ from .._wire.envelope import PROTOCOL_VERSION, SYSTEM_MESSAGE_TYPES, Envelope, S
 
 DEFAULT_MAX_SIZE: Final = 4 * 1024 * 1024
 """Default largest envelope, in bytes, that a codec encodes or decodes (4 MiB)."""
+
+DEFAULT_MAX_ITEMS: Final = 100_000
+"""Default most msgpack values (containers and scalars, each counted) one envelope may hold."""
+
+MAX_DEPTH: Final = 100
+"""Deepest nesting of arrays and maps accepted in a packet that is walked (see Rule 3)."""
 
 _USER_PREFIX: Final = "u:"
 
@@ -100,15 +114,22 @@ class EnvelopeCodec:
 
     Args:
         max_size: largest envelope in bytes that is encoded or accepted (default 4 MiB).
+        max_items: most msgpack values (each array, map, key and scalar counts one) a decoded
+            envelope may hold (default 100,000); see Rule 3 of the module.
 
     Raises:
-        ValueError: if `max_size` is not positive.
+        ValueError: if `max_size` or `max_items` is not positive.
     """
 
-    def __init__(self, *, max_size: int = DEFAULT_MAX_SIZE) -> None:
+    def __init__(
+        self, *, max_size: int = DEFAULT_MAX_SIZE, max_items: int = DEFAULT_MAX_ITEMS
+    ) -> None:
         if max_size <= 0:
             raise ValueError(f"max_size must be > 0, got {max_size!r}")
+        if max_items <= 0:
+            raise ValueError(f"max_items must be > 0, got {max_items!r}")
         self.max_size = max_size
+        self.max_items = max_items
         self._encoder = msgspec.msgpack.Encoder()
         self._header_decoder = msgspec.msgpack.Decoder(_WireEnvelope)
         self._system_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {
@@ -158,6 +179,9 @@ class EnvelopeCodec:
         """
         if len(data) > self.max_size:
             raise DecodeError(f"{len(data)} bytes exceeds max_size {self.max_size}")
+        if len(data) > self.max_items:
+            # Only a packet longer than max_items bytes can hold more values (Rule 3).
+            check_shape(data, max_items=self.max_items, max_depth=MAX_DEPTH)
         try:
             wire = self._header_decoder.decode(data)
         except _BAD_INPUT as exc:
@@ -269,6 +293,81 @@ class EnvelopeCodec:
         ):
             return _version_message(loose[0])
         return f"not an envelope ({_explain(exc)})"
+
+
+# msgpack first bytes (those not handled by range in `check_shape`) -> bytes that follow.
+_FIXED_WIDTH: Final = {
+    0xC0: 0, 0xC2: 0, 0xC3: 0,  # nil, false, true
+    0xCA: 4, 0xCB: 8,  # float 32, 64
+    0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,  # uint 8..64
+    0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8,  # int 8..64
+    0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17,  # fixext 1..16 (type byte + data)
+}  # fmt: skip
+# First byte -> (width of the length that follows, extra bytes before the data) for bin, str, ext.
+_SIZED: Final = {
+    0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0),  # bin 8..32
+    0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),  # ext 8..32 (and its type byte)
+    0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0),  # str 8..32
+}  # fmt: skip
+# First byte -> (width of the count that follows, values per counted entry) for arrays, maps.
+_CONTAINERS: Final = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
+
+
+def check_shape(data: bytes | bytearray | memoryview, *, max_items: int, max_depth: int) -> None:
+    """Walk msgpack headers without building objects; refuse a packet too big once decoded.
+
+    Strings, binaries and extensions are skipped by their length, so the walk costs one step
+    per value, and it stops at the first value past `max_items`. Bytes that are not valid
+    msgpack end the walk quietly: the decoder reports them with its own message.
+
+    Raises:
+        DecodeError: if `data` holds more than `max_items` values or nests deeper than
+            `max_depth` arrays and maps.
+    """
+    end = len(data)
+    pos = 0
+    budget = max_items
+    pending: list[int] = []  # values still to read in each enclosing container
+    left = 1  # values still to read at the current level
+    while True:
+        if not left:
+            if not pending:
+                return
+            left = pending.pop()
+            continue
+        left -= 1
+        if pos >= end:
+            return
+        first = data[pos]
+        pos += 1
+        budget -= 1
+        if budget < 0:
+            raise DecodeError(f"too many values (more than max_items {max_items})")
+        if first < 0x80 or first >= 0xE0:  # positive and negative fixint
+            continue
+        if first < 0xA0:  # fixmap (two values per entry) and fixarray
+            count = (first & 0x0F) * (2 if first < 0x90 else 1)
+        elif first < 0xC0:  # fixstr
+            pos += first & 0x1F
+            continue
+        elif first in _FIXED_WIDTH:
+            pos += _FIXED_WIDTH[first]
+            continue
+        elif first in _SIZED:
+            width, extra = _SIZED[first]
+            pos += width + extra + int.from_bytes(data[pos : pos + width], "big")
+            continue
+        elif first in _CONTAINERS:
+            width, per_entry = _CONTAINERS[first]
+            count = int.from_bytes(data[pos : pos + width], "big") * per_entry
+            pos += width
+        else:  # 0xC1 is never used: not msgpack
+            return
+        if count:
+            if len(pending) >= max_depth:
+                raise DecodeError(f"values nested too deeply (more than {max_depth} levels)")
+            pending.append(left)
+            left = count
 
 
 def _explain(exc: BaseException) -> str:
