@@ -24,8 +24,11 @@ class ActorNotFound(ActorError, LookupError):
 
     def __init__(self, name: str, known: Iterable[str] = (), *, reason: str | None = None) -> None:
         self.name = name
+        """The name that was looked up."""
         self.known = tuple(sorted(known))
+        """Names that were registered at the time, sorted (may be empty)."""
         self.reason = reason
+        """Why it is gone, when that is known."""
         message = f"no actor named {name!r} is registered"
         if reason:
             message += f" ({reason})"
@@ -46,7 +49,9 @@ class NameTaken(ActorError, ValueError):
 
     def __init__(self, name: str, owner: str | None = None) -> None:
         self.name = name
+        """The contested name."""
         self.owner = owner
+        """The actor system (node) that holds it, if known."""
         where = f" on system {owner!r}" if owner else ""
         super().__init__(
             f"an actor named {name!r} is already registered{where}; actor names must be unique"
@@ -66,6 +71,7 @@ class DecodeError(ActorError, ValueError):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+        """What was wrong, one lowercase sentence."""
         super().__init__(f"cannot decode envelope: {reason}")
 
 
@@ -78,6 +84,7 @@ class EncodeError(ActorError, TypeError):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+        """What could not be encoded and why."""
         super().__init__(f"cannot encode envelope: {reason}")
 
 

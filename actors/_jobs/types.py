@@ -55,9 +55,13 @@ class JobEventType(enum.Enum):
     """Kinds of intermediate job events."""
 
     UPDATE = "update"
+    """A progress update (`send_job_update`)."""
     STREAM_START = "stream_start"
+    """The worker began streaming (`send_job_stream_start`)."""
     STREAM_DATA = "stream_data"
+    """One chunk of the stream (`send_job_stream_data`)."""
     STREAM_END = "stream_end"
+    """The stream ended; its data is the member's response (`send_job_stream_end`)."""
 
 
 @attrs.frozen
@@ -65,9 +69,13 @@ class JobEvent:
     """An update or stream event from one worker, in the order the worker sent it."""
 
     UPDATE: ClassVar[JobEventType] = JobEventType.UPDATE
+    """Shorthand for `JobEventType.UPDATE` (``event.type is JobEvent.UPDATE``)."""
     STREAM_START: ClassVar[JobEventType] = JobEventType.STREAM_START
+    """Shorthand for `JobEventType.STREAM_START`."""
     STREAM_DATA: ClassVar[JobEventType] = JobEventType.STREAM_DATA
+    """Shorthand for `JobEventType.STREAM_DATA`."""
     STREAM_END: ClassVar[JobEventType] = JobEventType.STREAM_END
+    """Shorthand for `JobEventType.STREAM_END`."""
 
     type: JobEventType
     """What kind of event it is."""
@@ -140,9 +148,13 @@ class JobError(ActorError):
     ) -> None:
         super().__init__(message)
         self.job_id = job_id
+        """The job's id."""
         self.statuses = dict(statuses)
+        """Worker name -> terminal status (every member has one)."""
         self.responses = dict(responses)
+        """Worker name -> response, for the members that sent one."""
         self.errors = {name: text for name, text in errors.items() if text}
+        """Worker name -> error text, for the members that failed."""
 
     @property
     def status(self) -> JobStatus | None:

@@ -62,6 +62,7 @@ class Mailbox(Generic[T]):
         if capacity <= 0:
             raise ValueError(f"capacity must be > 0, got {capacity!r}")
         self.capacity = capacity
+        """Bound of each lane."""
         self._normal: deque[T] = deque()
         self._urgent: deque[T] = deque()
         self._closed = False

@@ -84,9 +84,9 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
     """Most restarts of children in a window; beyond it this actor crashes (escalates)."""
 
     backoff: ClassVar[Backoff | None] = None
+    """Delay schedule between restarts of a child (None: restart at once)."""
 
     _init_args: tuple[tuple[Any, ...], dict[str, Any]]
-    """Delay schedule between restarts of a child (None: restart at once)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Mistakes in a class are reported when it is defined, not at its first request.
@@ -131,7 +131,9 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
         self._name = name
         self._bridged = bridged
         self.mailbox_size = mailbox_size
+        """Bound of each mailbox lane; a full mailbox makes senders wait."""
         self.max_concurrent_jobs = max_concurrent_jobs
+        """Most job handlers running at once (None: no bound)."""
         self._system: ActorSystem | None = None
         self._parent: Actor | None = None
         self._children: list[Actor] = []

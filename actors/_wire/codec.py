@@ -129,7 +129,9 @@ class EnvelopeCodec:
         if max_items <= 0:
             raise ValueError(f"max_items must be > 0, got {max_items!r}")
         self.max_size = max_size
+        """Largest envelope in bytes that is encoded or accepted."""
         self.max_items = max_items
+        """Most values (array items, map entries, scalars) an accepted envelope may hold."""
         self._encoder = msgspec.msgpack.Encoder()
         self._header_decoder = msgspec.msgpack.Decoder(_WireEnvelope)
         self._system_decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {

@@ -36,14 +36,23 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     id: str
+    """Unique message id; at-least-once transports drop duplicates by it."""
     sender: str
+    """Name of the sending actor (or system)."""
     recipient: str | None
+    """Name of the receiving actor, or None for a broadcast."""
     body: Any
+    """The message: a system message Struct or a user-defined frozen Struct."""
     job_id: str | None = None
+    """The job this message belongs to, if any."""
     urgent: bool = False
+    """Handled ahead of queued traffic in the recipient's mailbox."""
     deadline: float | None = None
+    """Seconds of budget left when the message was sent (relative, so clocks need not agree)."""
     trace: dict[str, str] | None = None
+    """Opaque trace context (for example W3C traceparent), propagated unchanged."""
     version: int = PROTOCOL_VERSION
+    """Protocol version of the sender."""
 
 
 class SystemMessage(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -67,12 +76,19 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     name: str
+    """The actor's unique name."""
     system: str
+    """Name of the actor system (node) that runs it."""
     parent: str | None = None
+    """Name of its parent actor, or None for a root actor."""
     active: bool = True
+    """Whether it is active (bridged frames reach only active actors)."""
     bridged: tuple[str, ...] | None = None
+    """The bridges it takes frames from: None if not bridged, () for every bridge."""
     started_at: float = 0.0
+    """Wall-clock time (Unix seconds) when it became ready."""
     incarnation: str = ""
+    """Identifies this start of the actor; a restart gets a new one."""
 
 
 class AgentReady(SystemMessage, frozen=True, kw_only=True, tag="ready"):
@@ -152,9 +168,13 @@ class AgentError(SystemMessage, frozen=True, kw_only=True, tag="agent_error"):
     """
 
     name: str
+    """The actor the error concerns."""
     error: str
+    """Description of the error (``Type: message`` for a crash)."""
     fatal: bool = False
+    """True when the actor ended because of it (a crash)."""
     decision: str | None = None
+    """For a crash, what its supervisor decided: "restart", "ignore" or "give_up"."""
 
 
 # --- bridges ---------------------------------------------------------------------------------
@@ -203,9 +223,13 @@ class JobStatus(enum.Enum):
     """
 
     COMPLETED = "completed"
+    """The worker finished and answered: the only success."""
     ERROR = "error"
+    """The handler raised, or refused the request (invalid payload, no handler)."""
     FAILED = "failed"
+    """The worker vanished: it crashed, its process died or its node stopped heartbeating."""
     CANCELLED = "cancelled"
+    """The job was cancelled: by the requester, a deadline, or the worker stopping."""
 
 
 class JobRequestMessage(SystemMessage, frozen=True, kw_only=True, tag="job_request"):
