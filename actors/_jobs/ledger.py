@@ -166,9 +166,14 @@ class JobLedger:
         text = f"worker {name!r} {'crashed' if crashed else 'stopped'}"
         return self._settle(name, status, None, text, now)
 
-    def on_send_failed(self, member: str, now: float) -> Decisions:
-        """The request could not be sent: nobody holds that name any more."""
-        return self._settle(member, JobStatus.FAILED, None, f"worker {member!r} is gone", now)
+    def on_send_failed(self, member: str, now: float, reason: str | None = None) -> Decisions:
+        """The request could not be sent: nobody holds that name any more.
+
+        Args:
+            reason: why it is gone, when that is known (its supervisor gave up on it, say).
+        """
+        text = f"worker {member!r} is gone" + (f" ({reason})" if reason else "")
+        return self._settle(member, JobStatus.FAILED, None, text, now)
 
     def cancel(self, reason: str) -> Decisions:
         """The requester asks every member still working to stop."""

@@ -182,8 +182,8 @@ class Requester:
             if member not in registry:
                 try:
                     await registry.wait_ready(member)
-                except ActorNotFound:
-                    self.apply(job, ledger.on_send_failed(member, trio.current_time()))
+                except ActorNotFound as exc:
+                    self.apply(job, ledger.on_send_failed(member, trio.current_time(), exc.reason))
         body = JobRequestMessage(name=name, payload=payload)
         for member in ledger.members:
             if member in ledger.statuses:
@@ -203,13 +203,17 @@ class Requester:
             )
             try:
                 await self.router.send(envelope, eager=True)
-            except ActorNotFound:
+            except ActorNotFound as exc:
                 # Gone between readiness and send: a restart may be under way, in which case
                 # the job waits for the new instance (within its deadline).
+                reason = exc.reason
                 if registry.restarting(member):
-                    await registry.wait_ready(member)
-                    continue
-                self.apply(job, ledger.on_send_failed(member, trio.current_time()))
+                    try:
+                        await registry.wait_ready(member)
+                        continue
+                    except ActorNotFound as gone:
+                        reason = gone.reason
+                self.apply(job, ledger.on_send_failed(member, trio.current_time(), reason))
                 return
             ledger.on_sent(member)
             return
@@ -242,6 +246,9 @@ class Requester:
                 continue
             if self.router.registry.restarting(member):
                 reasons[member] = "was restarting"
+            elif member in self.router.registry:
+                # Ready, but a group sends to no member before every member is ready.
+                reasons[member] = "was ready; the request waited for the other members"
             elif self.router.is_local(member):
                 reasons[member] = "was not ready yet"
             else:

@@ -99,8 +99,10 @@ def route(router: Router, handler: InboundHandler, envelope: Envelope, item: Del
         handler.on_undeliverable(envelope, reclaimed=item.reclaimed)
         router.settle(envelope.id)
         return
-    if endpoint.backlog:
-        # Arrival order: nothing overtakes what already waits for this actor.
+    if endpoint.backlog and body_type not in CONTROL_TYPES:
+        # Arrival order: nothing overtakes what already waits for this actor, except control
+        # traffic, which is taken on delivery and never waits behind a full mailbox (Rule 1 of
+        # the router).
         endpoint.backlog.append(envelope)
         return
     try:

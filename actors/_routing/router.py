@@ -102,6 +102,10 @@ class Router:
         self.strict = False
         self.endpoints: dict[str, Endpoint] = {}
         self.counters = RouterCounters()
+        self.lost_handler: Callable[[Envelope], None] | None = None
+        """Takes an envelope that waited in a backlog for an actor that then ended, so that a
+        job request in it is answered (or waits for a restart) rather than dropped; it counts
+        what it drops. Set by the system."""
         self._nursery: trio.Nursery | None = None
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4) + "-"
@@ -277,7 +281,9 @@ class Router:
                 self._outbox.append((envelope, False))
                 self._wake_flusher.set()
             return
-        if endpoint.backlog:
+        if endpoint.backlog and type(envelope.body) not in CONTROL_TYPES:
+            # Behind what already waits for this actor (arrival order); control traffic is
+            # taken on delivery and never waits (Rule 1).
             endpoint.backlog.append(envelope)
             return
         try:
@@ -356,8 +362,11 @@ class Router:
         return len(self._unacked)
 
     def on_undeliverable(self, envelope: Envelope) -> None:
-        """Count and settle an envelope no local actor could take."""
-        self.counters.undeliverable += 1
+        """Hand over (or count) and settle an envelope no local actor could take."""
+        if self.lost_handler is not None:
+            self.lost_handler(envelope)
+        else:
+            self.counters.undeliverable += 1
         self.settle(envelope.id)
         logger.debug(
             "system %r: no live actor %r for a %s; dropped",

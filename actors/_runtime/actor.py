@@ -459,9 +459,13 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
 
         Returns:
             An awaitable that completes when the actor has finished.
+
+        Raises:
+            ActorStateError: if the actor was never started (there is nothing to wait for).
         """
         if grace < 0 or math.isnan(grace):
             raise ValueError(f"grace must be >= 0, got {grace!r}")
+        self._check_started()
         if not self._ending:
             self._ending = True
             self._end_reason = reason
@@ -477,12 +481,21 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
 
         Returns:
             An awaitable that completes when the actor has finished.
+
+        Raises:
+            ActorStateError: if the actor was never started (there is nothing to wait for).
         """
+        self._check_started()
         self._cancel_requested = True
         self._ending = True
         if self._scope is not None:
             self._scope.cancel()
         return Finished(self._finished_event)
+
+    def _check_started(self) -> None:
+        # Awaiting the end of an actor that never ran would wait for ever (DESIGN 13).
+        if self._system is None:
+            raise ActorStateError(f"actor {self._name!r} was never started")
 
     def _require_worker(self) -> Worker:
         if self._worker is None:
