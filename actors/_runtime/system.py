@@ -117,6 +117,10 @@ class ActorSystem(JobRequesterAPI):
         self._actors: dict[str, Actor] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._roots_announced: set[str] = set()
+        self._root_actors: dict[str, Actor] = {}
+        """Live root actors by name, in start order (kept so no walk of every actor is needed)."""
+        self._root_listeners: dict[str, Actor] = {}
+        """Root actors that override `on_agent_ready`: only they hear of other roots."""
         self._queries_answered: dict[str, float] = {}
         self._root_supervisor: Any = None
         self._spawning = 0
@@ -247,7 +251,7 @@ class ActorSystem(JobRequesterAPI):
         self._check_roots_done()
 
     def _roots(self) -> list[Actor]:
-        return [actor for actor in self._actors.values() if actor._parent is None]
+        return list(self._root_actors.values())
 
     def cancel(self) -> Finished:
         """Stop every actor at once; none is restarted.
@@ -292,7 +296,7 @@ class ActorSystem(JobRequesterAPI):
         """Set or clear the event `wait()` waits on, from what the root still looks after."""
         supervisor = self._root_supervisor
         looked_after = supervisor is not None and not supervisor.closed and supervisor.supervised
-        if self._spawning or looked_after or self._roots():
+        if self._spawning or looked_after or self._root_actors:
             if self._roots_done.is_set():
                 self._roots_done = trio.Event()
         else:
@@ -403,6 +407,8 @@ class ActorSystem(JobRequesterAPI):
         await self._router.claim(endpoint)
         self._endpoints[actor.name] = endpoint
         self._actors[actor.name] = actor
+        if actor._parent is None:
+            self._root_actors[actor.name] = actor
         logger.debug("actor %r spawned (system %r)", actor.name, self._name)
 
     async def _start_child(
@@ -416,12 +422,18 @@ class ActorSystem(JobRequesterAPI):
         if actor._parent is not None:
             self._post(actor._parent, AgentReady(info=info))
         elif actor.name not in self._roots_announced:
-            # Root actors hear of each other, as pipecat's local root agents do.
+            # Root actors hear of each other, as pipecat's local root agents do. Only roots
+            # that override on_agent_ready are told: the base hook does nothing, and telling
+            # every root of every other would make spawning n roots cost n squared.
             self._roots_announced.add(actor.name)
-            for other in self._roots():
-                if other is not actor and other._ready:
-                    self._post(other, AgentReady(info=info))
-                    self._post(actor, AgentReady(info=other.info))
+            for listener in list(self._root_listeners.values()):
+                if listener is not actor and listener._ready:
+                    self._post(listener, AgentReady(info=info))
+            if type(actor).on_agent_ready is not Actor.on_agent_ready:
+                self._root_listeners[actor.name] = actor
+                for other in self._roots():
+                    if other is not actor and other._ready:
+                        self._post(actor, AgentReady(info=other.info))
         await self._broadcast_remote(AgentReady(info=info))
 
     async def _unregister_local(self, actor: Actor, *, crashed: bool) -> None:
@@ -429,6 +441,8 @@ class ActorSystem(JobRequesterAPI):
         if self._actors.get(name) is not actor:
             return
         del self._actors[name]
+        self._root_actors.pop(name, None)
+        self._root_listeners.pop(name, None)
         self._roots_announced.discard(name)
         endpoint = self._endpoints.pop(name)
         info = self.registry.remove(name, system=self._name)
