@@ -12,11 +12,12 @@ Rule 1 (liveness). A node keeps a heartbeat key whose TTL is 1.5 heartbeat perio
 refreshes it every half period; the same script buries every node whose key expired: it frees
 its names and appends a `lost` notice to every other node's box. A node that dies is thus
 reported within two heartbeat periods (expiry after at most 1.5, noticed within another 0.5).
-A clean close buries the node at once with `crashed=0`. A node sweeps only over a connection
-older than one TTL: after a Redis outage every heartbeat key may have expired, and live peers
-need that long to refresh theirs. `PeerLost.reason` says why: "closed" (clean goodbye),
-"system ended by <exception type>" (its block raised: told at once, `crashed=True`),
-"heartbeat expired", or "redis restarted without persistence (...)" (Rule 5).
+A clean close buries the node at once with `crashed=0`. After a reconnect, a node sweeps
+only over a connection older than two TTLs: after a Redis outage every heartbeat key may have
+expired, and live peers need time to reconnect and refresh theirs (so right after an outage,
+a death may take up to three TTLs to be reported). `PeerLost.reason` says why: "closed"
+(clean goodbye), "system ended by <exception type>" (its block raised: told at once,
+`crashed=True`), "heartbeat expired", or "redis restarted without persistence (...)" (Rule 5).
 
 Rule 2 (delivery). Addressed packets go to the stream `inbox:<name>`, only if a node holds the
 name (else `UnknownRecipient`). Each node reads, with one blocking XREADGROUP, its own box and

@@ -139,11 +139,13 @@ class RedisLink(TransportLink):
         return data
 
     async def _run_scripts(
-        self, calls: Sequence[tuple[scripts.Script, Sequence[CommandArg]]]
+        self, calls: Sequence[tuple[scripts.Script, Sequence[CommandArg]]], *, retry: bool = True
     ) -> list[object]:
         """Run scripts in one round trip (loading them after NOSCRIPT); error replies raise.
 
         Buffered acks ride along in the same write, so they cost no round trip of their own.
+        With `retry` False, a broken connection raises `trio.BrokenResourceError` instead of
+        running the scripts again on a new one.
         """
         buffered, ack_calls = self._take_acks()
         every = [*ack_calls, *calls]
@@ -152,7 +154,7 @@ class RedisLink(TransportLink):
             for script, args in every
         ]
         try:
-            replies = await self._client.pipeline(commands)
+            replies = await self._client.pipeline(commands, retry=retry)
             if any(isinstance(reply, redis_exceptions.NoScriptError) for reply in replies):
                 # Redis restarted (or flushed its script cache): load them, run the rest again.
                 await self._client.pipeline(
@@ -163,7 +165,9 @@ class RedisLink(TransportLink):
                     for index, reply in enumerate(replies)
                     if isinstance(reply, redis_exceptions.NoScriptError)
                 ]
-                answers = await self._client.pipeline([commands[index] for index in again])
+                answers = await self._client.pipeline(
+                    [commands[index] for index in again], retry=retry
+                )
                 for index, answer in zip(again, answers, strict=True):
                     replies[index] = answer
         except BaseException:
@@ -354,14 +358,20 @@ class RedisLink(TransportLink):
 
     async def _heartbeat_loop(self) -> None:
         period = self._settings.heartbeat / 2
-        ttl = self._settings.ttl_ms / 1000
+        grace = 2 * self._settings.ttl_ms / 1000
         while True:
-            # Sweep only over a connection older than one TTL, so that peers had the time to
-            # refresh their heartbeats after an outage (theirs may have expired meanwhile).
-            settled = trio.current_time() - self._client.connected_at >= ttl
-            reply = await self._run_script(
-                scripts.HEARTBEAT, self.node, self._settings.ttl_ms, "1" if settled else "0"
-            )
+            # After a reconnect, sweep only over a connection older than two TTLs, so that
+            # peers had the time to reconnect (with backoff) and refresh their heartbeats
+            # after an outage: theirs may have expired meanwhile.
+            age = trio.current_time() - self._client.connected_at  # -inf while disconnected
+            settled = age >= grace or (self._client.connects <= 1 and age >= 0)
+            beat = (self.node, self._settings.ttl_ms, "1" if settled else "0")
+            try:
+                # Not retried: the sweep decision above belongs to this connection (one that
+                # broke unnoticed must not sweep from its replacement, just after an outage).
+                (reply,) = await self._run_scripts([(scripts.HEARTBEAT, beat)], retry=False)
+            except trio.BrokenResourceError:
+                continue
             assert isinstance(reply, list) and reply
             if reply[0] != 1:
                 # Keep the peers we knew: if Redis lost its data they are the ones to report.

@@ -126,7 +126,7 @@ HEARTBEAT: Final = _script(
     """
 -- ARGV: node, ttl_ms, sweep ('0'/'1'). Refreshes our heartbeat and, if asked, buries nodes
 -- whose heartbeat expired (not right after a reconnect: after a Redis outage longer than the
--- TTL, every heartbeat has expired and live peers need one period to refresh theirs).
+-- TTL, every heartbeat has expired and live peers need time to refresh theirs).
 -- Returns {1 if we are registered else 0, peer node, peer system, ...}.
 local node, sweep = ARGV[2], ARGV[4] == '1'
 

@@ -337,7 +337,7 @@ async def test_redis_restart_with_aof_loses_nothing(redis_server: RedisServer) -
 @pytest.mark.redis_server(appendonly=True)
 async def test_outage_longer_than_the_ttl_loses_no_peer(redis_server: RedisServer) -> None:
     """Redis down for longer than the heartbeat TTL, back with its data: nobody is reported
-    lost (peers get one TTL to refresh their heartbeats before anyone sweeps)."""
+    lost (peers get two TTLs to refresh their heartbeats before anyone sweeps)."""
     _need_killable(redis_server)
     transport = _transport(redis_server)
     with trio.fail_after(15):
