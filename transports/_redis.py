@@ -212,7 +212,7 @@ class RedisTransport(Transport):
             crashed, reason = False, "closed"
             try:
                 async with open_service_nursery() as nursery:
-                    nursery.start_soon(link._run_background)
+                    await nursery.start(link._run_background)
                     try:
                         yield link
                     except trio.Cancelled:

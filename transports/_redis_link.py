@@ -465,13 +465,17 @@ class RedisLink(TransportLink):
             if batch.internal_acks:
                 await self._run_scripts([(scripts.ACK, token) for token in batch.internal_acks])
 
-    async def _run_background(self) -> None:
+    async def _run_background(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Heartbeats, reading and the ack writer, until the link closes."""
         with self._tasks:
             async with trio.open_nursery() as nursery:
                 self._background = nursery
                 nursery.start_soon(self._heartbeat_loop)
                 nursery.start_soon(self._read_loop)
                 nursery.start_soon(self._flush_acks_loop)
+                task_status.started()
 
     def _halt(self) -> None:
         """Stop heartbeats and reading and skip the goodbye, as if the process was killed.
