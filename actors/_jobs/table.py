@@ -66,6 +66,11 @@ class WorkerTable(Generic[H]):
         """Cancels waiting for their request."""
         return len(self._tombstones)
 
+    def tombstones_at(self, now: float) -> int:
+        """Cancels still waiting for their request at time `now` (expired ones are dropped)."""
+        self._expire(now)
+        return len(self._tombstones)
+
     def pending_cancels(self) -> dict[str, str | None]:
         """Job id -> reason, for every cancel waiting for its request."""
         return {job_id: reason for job_id, (reason, _) in self._tombstones.items()}

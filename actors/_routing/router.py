@@ -50,6 +50,9 @@ from .registry import Registry
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_SLOW_SEND_WARNING = 5.0
+"""Default seconds a send waits for room in a full mailbox before a warning names both actors."""
+
 
 def _never(envelope: Envelope) -> bool:
     return False
@@ -100,6 +103,8 @@ class Router:
         self.address = f"system:{system}"
         self.link: TransportLink | None = None
         self.strict = False
+        self.slow_send_warning = DEFAULT_SLOW_SEND_WARNING
+        """Seconds a send may wait for room in a local mailbox before a warning is logged."""
         self.endpoints: dict[str, Endpoint] = {}
         self.counters = RouterCounters()
         self.lost_handler: Callable[[Envelope], None] | None = None
@@ -264,6 +269,24 @@ class Router:
         mailbox = endpoint.mailbox
         assert mailbox is not None
         try:
+            with trio.move_on_after(self.slow_send_warning):
+                await mailbox.send(envelope, urgent=envelope.urgent)
+                return
+            # Still no room. Bounded mailboxes allow two actors that send into each other's
+            # full mailboxes to wait for ever (issue 8): say who waits for whom, then go on
+            # waiting (a cancelled `Mailbox.send` has not queued the envelope).
+            logger.warning(
+                "system %r: %r has waited %ss to send a %s to %r, whose mailbox is full "
+                "(%d queued); if %r is itself waiting to send to %r, they are deadlocked",
+                self.system,
+                envelope.sender,
+                self.slow_send_warning,
+                type(envelope.body).__name__,
+                endpoint.name,
+                mailbox.statistics().queued,
+                endpoint.name,
+                envelope.sender,
+            )
             await mailbox.send(envelope, urgent=envelope.urgent)
         except trio.ClosedResourceError:
             raise ActorNotFound(endpoint.name, self.registry.names()) from None
@@ -360,6 +383,15 @@ class Router:
     def unacknowledged(self) -> int:
         """Deliveries handed to actors and not yet settled."""
         return len(self._unacked)
+
+    @property
+    def blocked_senders(self) -> int:
+        """Tasks waiting for room in a local mailbox (senders, and backlogs from the link)."""
+        return sum(
+            endpoint.mailbox.statistics().senders_waiting
+            for endpoint in self.endpoints.values()
+            if endpoint.mailbox is not None
+        )
 
     def on_undeliverable(self, envelope: Envelope) -> None:
         """Hand over (or count) and settle an envelope no local actor could take."""

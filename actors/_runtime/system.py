@@ -36,7 +36,7 @@ from .._jobs.requester import Requester
 from .._routing.inbound import serve_inbound
 from .._routing.mailbox import Mailbox
 from .._routing.registry import Registry
-from .._routing.router import Endpoint, Router
+from .._routing.router import DEFAULT_SLOW_SEND_WARNING, Endpoint, Router
 from .._wire.codec import EnvelopeCodec
 from .._wire.envelope import (
     REPLY_TYPES,
@@ -96,6 +96,8 @@ class SystemStatistics:
     """Cancels waiting for their request at local workers."""
     unacknowledged: int = 0
     """Deliveries from the link handed to actors and not yet acknowledged."""
+    blocked_senders: int = 0
+    """Tasks waiting for room in a full local mailbox (see ``slow_send_warning``)."""
 
 
 class ActorSystem(JobRequesterAPI):
@@ -121,7 +123,8 @@ class ActorSystem(JobRequesterAPI):
         """Live root actors by name, in start order (kept so no walk of every actor is needed)."""
         self._root_listeners: dict[str, Actor] = {}
         """Root actors that override `on_agent_ready`: only they hear of other roots."""
-        self._queries_answered: dict[str, float] = {}
+        self._registry_answer_at = -math.inf
+        self._registry_answer_due = False
         self._root_supervisor: Any = None
         self._spawning = 0
         self._roots_done = trio.Event()
@@ -152,6 +155,11 @@ class ActorSystem(JobRequesterAPI):
         return f"system:{self._name}"
 
     @property
+    def slow_send_warning(self) -> float:
+        """Seconds a send waits for room in a full local mailbox before a warning is logged."""
+        return self._router.slow_send_warning
+
+    @property
     def strict(self) -> bool:
         """Whether every envelope, local ones included, round-trips through the codec."""
         return self._router.strict
@@ -171,6 +179,8 @@ class ActorSystem(JobRequesterAPI):
             actor._requester for actor in self._actors.values() if actor._requester is not None
         ]
         workers = [actor._worker for actor in self._actors.values() if actor._worker is not None]
+        # Tombstones expire with time, with or without traffic: count those alive now.
+        now = trio.current_time()
         return SystemStatistics(
             local_actors=len(self._actors),
             known_actors=len(self.registry.names()),
@@ -181,8 +191,9 @@ class ActorSystem(JobRequesterAPI):
             dead_letters=counters.dead_letters,
             jobs_requested=sum(len(requester.jobs) for requester in requesters),
             jobs_held=sum(len(worker.table.held) for worker in workers),
-            tombstones=sum(worker.table.tombstones for worker in workers),
+            tombstones=sum(worker.table.tombstones_at(now) for worker in workers),
             unacknowledged=self._router.unacknowledged,
+            blocked_senders=self._router.blocked_senders,
         )
 
     # --- the session -------------------------------------------------------------------------
@@ -510,13 +521,28 @@ class ActorSystem(JobRequesterAPI):
         return False
 
     def _answer_registry_query(self, peer: str) -> None:
+        """Announce every ready local actor, at most once per `_QUERY_INTERVAL`.
+
+        The answer is a broadcast, so it serves every peer at once: queries that arrive within
+        an interval share one answer at its end (a peer that joined after the last answer
+        still hears of everyone). A flood of queries, whatever sender names it forges, costs
+        one broadcast per interval and no state per peer.
+        """
         now = trio.current_time()
-        last = self._queries_answered.get(peer)
-        if last is not None and now - last < _QUERY_INTERVAL:
-            # A flood of queries from one peer gets one answer per interval, not one each.
-            self._router.counters.hostile += 1
-            return
-        self._queries_answered[peer] = now
+        if now >= self._registry_answer_at:
+            self._registry_answer_at = now + _QUERY_INTERVAL
+            self._announce_local_actors()
+        elif not self._registry_answer_due and self._nursery is not None:
+            self._registry_answer_due = True
+            self._nursery.start_soon(self._answer_registry_later)
+
+    async def _answer_registry_later(self) -> None:
+        await trio.sleep_until(self._registry_answer_at)
+        self._registry_answer_due = False
+        self._registry_answer_at = trio.current_time() + _QUERY_INTERVAL
+        self._announce_local_actors()
+
+    def _announce_local_actors(self) -> None:
         for actor in list(self._actors.values()):
             if actor._ready:
                 self._router.post_broadcast(
@@ -626,7 +652,6 @@ class ActorSystem(JobRequesterAPI):
     def _on_peer_lost(self, system: str, *, crashed: bool, reason: str | None) -> None:
         if system == self._name:
             return
-        self._queries_answered.pop(system, None)
         for info in self.registry.on_system(system):
             self.registry.remove(info.name, system=system)
             self._on_agent_gone(info.name, crashed=crashed)
@@ -676,7 +701,9 @@ async def open_actor_system(
     *,
     transport: Transport | None = None,
     max_message_size: int | None = None,
+    max_message_items: int | None = None,
     grace: float = 0.0,
+    slow_send_warning: float = DEFAULT_SLOW_SEND_WARNING,
 ) -> AsyncIterator[ActorSystem]:
     """Open an actor system: the root nursery that every actor of this process lives in.
 
@@ -686,7 +713,13 @@ async def open_actor_system(
             `MemoryTransport`, so that local equals remote; pass ``MemoryTransport()`` with
             ``strict=False`` to share objects on measured hot paths).
         max_message_size: largest envelope in bytes the codec accepts (default 4 MiB).
+        max_message_items: most msgpack values (arrays, maps, keys, scalars) one decoded
+            envelope may hold (default 100,000), so that a small packet cannot decode into
+            millions of objects.
         grace: seconds in-flight work gets when the block is left (default 0: cancel at once).
+        slow_send_warning: seconds a send may wait for room in a full local mailbox before a
+            warning names the sender and the recipient (two actors sending into each other's
+            full mailboxes wait for ever; default 5).
 
     Raises:
         SystemNameTaken: if another system on the transport has this name.
@@ -703,12 +736,20 @@ async def open_actor_system(
         raise TypeError(f"grace must be a number of seconds, got {grace!r}")
     if grace < 0 or math.isnan(grace):
         raise ValueError(f"grace must be >= 0, got {grace!r}")
+    if isinstance(slow_send_warning, bool) or not isinstance(slow_send_warning, int | float):
+        raise TypeError(f"slow_send_warning must be a number of seconds, got {slow_send_warning!r}")
+    if not slow_send_warning > 0:
+        raise ValueError(f"slow_send_warning must be > 0, got {slow_send_warning!r}")
     transport = transport if transport is not None else MemoryTransport(strict=True)
-    codec = (
-        EnvelopeCodec() if max_message_size is None else EnvelopeCodec(max_size=max_message_size)
-    )
+    limits: dict[str, int] = {}
+    if max_message_size is not None:
+        limits["max_size"] = max_message_size
+    if max_message_items is not None:
+        limits["max_items"] = max_message_items
+    codec = EnvelopeCodec(**limits)
     system = ActorSystem(name, transport, codec)
     router = system._router
+    router.slow_send_warning = float(slow_send_warning)
     async with transport.connect(name) as link:
         try:
             async with unwrapped_errors(f"actor system {name!r}"), trio.open_nursery() as nursery:
