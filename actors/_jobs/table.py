@@ -54,7 +54,8 @@ class WorkerTable(Generic[H]):
 
     held: dict[str, HeldJob[H]] = attrs.field(factory=dict)
     """Job id -> the job, while held."""
-    _tombstones: dict[str, tuple[str | None, float]] = attrs.field(factory=dict)
+    _tombstones: dict[str, tuple[str | None, float, str | None]] = attrs.field(factory=dict)
+    """Job id -> (reason, expiry, sender of the cancel)."""
     _expiries: list[tuple[float, str]] = attrs.field(factory=list)
     """A heap of (expiry, job id); an entry whose tombstone was taken or renewed is stale."""
 
@@ -73,7 +74,7 @@ class WorkerTable(Generic[H]):
 
     def pending_cancels(self) -> dict[str, str | None]:
         """Job id -> reason, for every cancel waiting for its request."""
-        return {job_id: reason for job_id, (reason, _) in self._tombstones.items()}
+        return {job_id: reason for job_id, (reason, _, _) in self._tombstones.items()}
 
     def hold(self, request: JobRequest[Any], envelope_id: str, handle: H) -> HeldJob[H]:
         """Start holding a job."""
@@ -85,13 +86,20 @@ class WorkerTable(Generic[H]):
         """Stop holding a job (it answered and its task ended)."""
         self.held.pop(job_id, None)
 
-    def take_tombstone(self, job_id: str, now: float) -> tuple[bool, str | None]:
-        """Whether a cancel overtook this job's request; consumes it. Returns (found, reason)."""
+    def take_tombstone(
+        self, job_id: str, now: float, *, sender: str | None = None
+    ) -> tuple[bool, str | None]:
+        """Whether a cancel overtook this job's request; consumes it. Returns (found, reason).
+
+        Args:
+            sender: the request's sender; a tombstone left by a cancel from anyone else does
+                not count (only a job's requester may cancel it).
+        """
         if not self._tombstones:
             return False, None
         self._expire(now)
         entry = self._tombstones.pop(job_id, None)
-        if entry is None:
+        if entry is None or (sender is not None and entry[2] not in (None, sender)):
             return False, None
         return True, entry[0]
 
@@ -100,12 +108,19 @@ class WorkerTable(Generic[H]):
         return job_id in self._tombstones
 
     def on_cancel(
-        self, job_id: str, reason: str | None, now: float, budget: float | None
+        self,
+        job_id: str,
+        reason: str | None,
+        now: float,
+        budget: float | None,
+        *,
+        sender: str | None = None,
     ) -> HeldJob[H] | None:
         """A cancel arrived; return the held job to cancel, or leave a tombstone (None).
 
         Args:
             budget: seconds left of the job's deadline, as the cancel carried it.
+            sender: who sent the cancel; kept with a tombstone (see `take_tombstone`).
         """
         held = self.held.get(job_id)
         if held is not None:
@@ -115,7 +130,7 @@ class WorkerTable(Generic[H]):
             return held
         self._expire(now)
         lifetime = TOMBSTONE_SECONDS if budget is None else min(budget + 1.0, TOMBSTONE_SECONDS)
-        self._tombstones[job_id] = (reason, now + lifetime)
+        self._tombstones[job_id] = (reason, now + lifetime, sender)
         heapq.heappush(self._expiries, (now + lifetime, job_id))
         return None
 

@@ -155,7 +155,7 @@ class Worker:
         )
         scope = trio.CancelScope(deadline=math.inf if deadline is None else deadline)
         held = self.table.hold(request, envelope.id, _Handle(scope))
-        found, reason = self.table.take_tombstone(job_id, now)
+        found, reason = self.table.take_tombstone(job_id, now, sender=envelope.sender)
         if found:
             # The cancel overtook its request in the queue: answer without running.
             held.cancel_reason = reason or "cancelled by the requester"
@@ -421,10 +421,24 @@ class Worker:
             if held is not None:
                 held.handle.credit_event.set()
         elif isinstance(body, JobCancel):
+            held_now = self.table.held.get(job_id)
+            if held_now is not None and held_now.request.sender != envelope.sender:
+                # Only a job's requester may cancel it (a peer across a link may not).
+                self.router.counters.hostile += 1
+                logger.warning(
+                    "actor %r (system %r) ignored a cancel of job %s from %r, not its requester",
+                    self._host.name,
+                    self._system,
+                    job_id,
+                    envelope.sender,
+                )
+                return
             budget = envelope.deadline
             if budget is not None and not math.isfinite(budget):
                 budget = None
-            held = self.table.on_cancel(job_id, body.reason, trio.current_time(), budget)
+            held = self.table.on_cancel(
+                job_id, body.reason, trio.current_time(), budget, sender=envelope.sender
+            )
             if held is not None:
                 held.handle.scope.cancel(reason=held.cancel_reason)
 

@@ -102,6 +102,9 @@ class Router:
         self.registry = registry
         self.address = f"system:{system}"
         self.link: TransportLink | None = None
+        self.routes: dict[str, TransportLink] = {}
+        """Names reached through a link of their own (a WebSocket link's imported actors),
+        consulted before the primary `link`. Set by whoever attaches the link."""
         self.strict = False
         self.slow_send_warning = DEFAULT_SLOW_SEND_WARNING
         """Seconds a send may wait for room in a local mailbox before a warning is logged."""
@@ -216,9 +219,15 @@ class Router:
                 if settles is not None:
                     self.settle(settles)
                 return
-            link = self.require_link()
+            route = self.routes.get(recipient)
+            link = route if route is not None else self.require_link()
             packet = envelope if link.carries_objects else self.codec.encode(envelope)
             ack = self._unacked.pop(settles, None) if settles is not None else None
+            if route is not None and ack is not None:
+                # Deliveries to acknowledge come from the primary link: settle it there.
+                self._acks.append(ack)
+                self._wake_flusher.set()
+                ack = None
             try:
                 await link.send(
                     recipient, packet, control=type(envelope.body) in CONTROL_TYPES, ack=ack
@@ -423,6 +432,13 @@ class Router:
                 control = None
                 while self._outbox and len(batch) < 256:
                     envelope, is_broadcast = self._outbox[0]
+                    route = None if is_broadcast else self.routes.get(envelope.recipient or "")
+                    if route is not None:
+                        if batch:
+                            break
+                        self._outbox.popleft()
+                        await self._send_routed(route, envelope)
+                        continue
                     if is_broadcast:
                         if batch:
                             break
@@ -465,6 +481,17 @@ class Router:
                 batch = batch[index + 1 :]
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 return
+
+    async def _send_routed(self, route: TransportLink, envelope: Envelope) -> None:
+        packet = self._packet(route, envelope)
+        if packet is None:
+            return
+        with contextlib.suppress(
+            UnknownRecipient, trio.ClosedResourceError, trio.BrokenResourceError
+        ):
+            await route.send(
+                envelope.recipient or "", packet, control=type(envelope.body) in CONTROL_TYPES
+            )
 
     async def _send_broadcast(self, link: TransportLink, envelope: Envelope) -> None:
         packet = self._packet(link, envelope)

@@ -18,7 +18,7 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, overload
 
@@ -27,7 +27,7 @@ import msgspec
 import trio
 
 from supervision import Restart, open_supervisor
-from transports import MemoryTransport, PeerLost, Transport
+from transports import MemoryTransport, PeerLost, Transport, TransportLink
 
 from .._bridges.endpoint import Bridge, serve_bridge
 from .._exceptions import ActorNotFound, ActorStateError
@@ -54,6 +54,7 @@ from .._wire.envelope import (
 )
 from .actor import Actor
 from .finished import DEFAULT_GRACE, Finished
+from .links import attach_link
 from .instance import (
     ActorSpec,
     actor_name_of,
@@ -334,6 +335,34 @@ class ActorSystem(JobRequesterAPI):
         Cancellation: entering and leaving are checkpoints; leaving closes the bridge.
         """
         return serve_bridge(self._router, name, capacity)
+
+    # --- point-to-point links ----------------------------------------------------------------
+
+    def attach_link(
+        self,
+        link: TransportLink,
+        *,
+        exports: Sequence[str] = (),
+        imports: Sequence[str] = (),
+        scope: str | None = None,
+    ) -> AbstractAsyncContextManager[None]:
+        """Join this system to the peer at the other end of a point-to-point `link`.
+
+        `transports.serve_websocket_link` and `transports.open_websocket_link` call it for
+        each connection. While the block runs, `exports` (local names) may be addressed by
+        the peer and `imports` (the peer's names) by this system; nothing else crosses, and
+        broadcasts never do. See `actors._runtime.links` for the rules.
+
+        Args:
+            link: the link; it must name its `peer_system` and `peer_exports`.
+            exports: local actor (or ``bridge:<name>``) names the peer may address.
+            imports: the peer's names this system may address.
+            scope: a session id: exported and imported names are then local names under
+                ``<scope>/``, and the session's root actors end with the block.
+
+        Cancellation: leaving reports the peer's actors gone (their jobs end FAILED).
+        """
+        return attach_link(self, self._router, link, exports=exports, imports=imports, scope=scope)
 
     # --- routing (the router does the work) ---------------------------------------------------
 
