@@ -59,6 +59,15 @@ class ChildSpec:
     shutdown: float = attrs.field(default=5.0, validator=_non_negative)
     """Grace period, in seconds, between setting ``stopping`` and cancelling."""
 
+    label: str | None = None
+    """How log records name the child, when its ``name`` is a key meant for the supervisor
+    only (for example ``worker#12``, unique per spawn); None: the ``name``."""
+
+    @property
+    def display_name(self) -> str:
+        """The name log records use: `label`, or `name` without one."""
+        return self.label if self.label is not None else self.name
+
 
 @attrs.define(eq=False)
 class Instance:
@@ -115,14 +124,14 @@ class Instance:
                 await self.spec.start(self.stopping, task_status=_Status(self, task_status))
         except Exception as exc:
             if not self.started:
-                logger.warning("child %r failed to start", self.spec.name, exc_info=exc)
+                logger.warning("child %r failed to start", self.spec.display_name, exc_info=exc)
                 raise
             error = exc
         finally:
             self.finished.set()
         if not self.started:
             logger.warning(
-                "child %r returned without calling task_status.started()", self.spec.name
+                "child %r returned without calling task_status.started()", self.spec.display_name
             )
             return
         report(self, error)
@@ -137,7 +146,7 @@ class Instance:
         """
         if self.finished.is_set():
             return
-        name = self.spec.name
+        name = self.spec.display_name
         grace = self.spec.shutdown
         self.stop_requested = True
         self.stopping.set()

@@ -264,14 +264,15 @@ class Supervisor:
     def _instance_ended(self, instance: Instance, error: Exception | None) -> None:
         """Queue a started instance's exit for the manager, unless it was asked for."""
         name = instance.spec.name
+        label = instance.spec.display_name
         if instance.stop_requested or self._closed:
             if error is not None:
-                logger.warning("child %r raised while being stopped", name, exc_info=error)
+                logger.warning("child %r raised while being stopped", label, exc_info=error)
             return
         if error is None:
-            logger.info("child %r returned", name)
+            logger.info("child %r returned", label)
         else:
-            logger.warning("child %r crashed", name, exc_info=error)
+            logger.warning("child %r crashed", label, exc_info=error)
         self._exits_send.send_nowait(_ExitReport(instance, ChildExit(name, error)))
 
     async def _start_instance(self, spec: ChildSpec) -> Instance:
@@ -326,32 +327,39 @@ class Supervisor:
         async with self._lock:
             if self._closed:
                 return None
+            label = self._label(event.name)
             if not self._policy.knows(event.name) or (
                 self._instances.get(event.name) is not instance
             ):
-                logger.info("child %r had already been replaced or stopped", event.name)
+                logger.info("child %r had already been replaced or stopped", label)
                 return Decision(Action.IGNORE)
             self._instances.pop(event.name, None)
             decision = self._policy.decide(event, trio.current_time())
+            restarted = [self._label(name) for name in decision.restart]
             if not self._policy.knows(event.name):
                 self._specs.pop(event.name, None)
         if decision.action is Action.IGNORE:
-            logger.info("child %r is not restarted: its restart type says so", event.name)
+            logger.info("child %r is not restarted: its restart type says so", label)
         elif decision.action is Action.RESTART:
             logger.info(
                 "restarting %s in %ss (%s)",
-                ", ".join(repr(name) for name in decision.restart),
+                ", ".join(repr(name) for name in restarted),
                 decision.delay,
                 self._policy.strategy.name,
             )
         else:
             logger.warning(
                 "giving up after child %r ended: %d restarts within %ss",
-                event.name,
+                label,
                 len(decision.history),
                 self._policy.intensity.within,
             )
         return decision
+
+    def _label(self, name: str) -> str:
+        """How log records name child `name` (its spec's label, when it has one)."""
+        spec = self._specs.get(name)
+        return spec.display_name if spec is not None else name
 
     async def _carry_out(
         self, event: ChildExit, decision: Decision

@@ -177,13 +177,18 @@ class FrameRouter:
             self._target = None
 
 
-def choose_owner(bridge: str, agents: list[AgentInfo], current: str | None) -> str | None:
-    """Pick the active actor bridged to `bridge`, keeping `current` while it qualifies."""
-    candidates = [
+def active_bridged(bridge: str, agents: list[AgentInfo]) -> list[str]:
+    """The active actors bridged to `bridge`, in registration order (normally one at most)."""
+    return [
         info.name
         for info in agents
         if info.active and info.bridged is not None and (not info.bridged or bridge in info.bridged)
     ]
+
+
+def choose_owner(bridge: str, agents: list[AgentInfo], current: str | None) -> str | None:
+    """Pick the active actor bridged to `bridge`, keeping `current` while it qualifies."""
+    candidates = active_bridged(bridge, agents)
     if current in candidates:
         return current
     return candidates[-1] if candidates else None
@@ -386,6 +391,7 @@ async def _follow_owner(router: Router, bridge: Bridge) -> None:
     registry = router.registry
     version = -1
     known: dict[str, str] = {}
+    warned: list[str] = []
     while True:
         version = await registry.wait_changed(version)
         agents = registry.agents()
@@ -395,6 +401,18 @@ async def _follow_owner(router: Router, bridge: Bridge) -> None:
             if incarnations.get(name) != incarnation:
                 _dead_letter(router, bridge, name, bridge._router.lost(name))
         known = incarnations
+        candidates = active_bridged(bridge.name, agents)
+        if len(candidates) > 1 and candidates != warned:
+            # Frames go to one of them only; two active agents on one conversation is almost
+            # always a missing handoff (or a deactivate that never came). Warned once per set.
+            logger.warning(
+                "bridge %r has %d active bridged agents (%s); frames go to %r only",
+                bridge.name,
+                len(candidates),
+                ", ".join(repr(name) for name in candidates),
+                choose_owner(bridge.name, agents, bridge._router.owner),
+            )
+        warned = candidates if len(candidates) > 1 else []
         bridge._router.set_owner(choose_owner(bridge.name, agents, bridge._router.owner))
         bridge._wake()
 

@@ -7,7 +7,9 @@ urgent lane first, so urgent traffic (cancellations, lifecycle) goes ahead of qu
 each lane keeps arrival order, which gives per-sender FIFO within a lane.
 
 A full lane makes `send` wait (that is the backpressure) and `send_nowait` raise
-`trio.WouldBlock`. Closing the mailbox wakes every waiter: senders get
+`trio.WouldBlock`. Senders wait in their lane's own parking lot, and each item taken from a lane
+wakes one sender of that lane: under backpressure a receive costs O(1), not a wake-up of every
+waiting sender. Closing the mailbox wakes every waiter: senders get
 `trio.ClosedResourceError`, and the receiver gets `trio.EndOfChannel` once both lanes are
 drained (`drain()` hands the leftovers back so the owner can answer them).
 
@@ -67,7 +69,8 @@ class Mailbox(Generic[T]):
         self._urgent: deque[T] = deque()
         self._closed = False
         self._receiver: trio.lowlevel.Task | None = None
-        self._send_lot = trio.lowlevel.ParkingLot()
+        self._normal_senders = trio.lowlevel.ParkingLot()
+        self._urgent_senders = trio.lowlevel.ParkingLot()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -107,8 +110,9 @@ class Mailbox(Generic[T]):
             try:
                 self.send_nowait(item, urgent=urgent)
             except trio.WouldBlock:
-                await self._send_lot.park()
+                await (self._urgent_senders if urgent else self._normal_senders).park()
             else:
+                self._pass_room_on(urgent)
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return
 
@@ -121,16 +125,15 @@ class Mailbox(Generic[T]):
         """
         if self._urgent:
             item = self._urgent.popleft()
+            # One place freed in this lane: one waiting sender of it may take it.
+            self._urgent_senders.unpark()
         elif self._normal:
             item = self._normal.popleft()
+            self._normal_senders.unpark()
         elif self._closed:
             raise trio.EndOfChannel
         else:
             raise trio.WouldBlock
-        if self._send_lot:
-            # Waiters may be blocked on either lane; waking all of them (rare: only under
-            # backpressure) avoids a lost wake-up for the lane that just got room.
-            self._send_lot.unpark_all()
         return item
 
     async def receive(self) -> T:
@@ -172,7 +175,7 @@ class Mailbox(Generic[T]):
     def close(self) -> None:
         """Refuse new items and wake every waiting sender and receiver. Idempotent."""
         self._closed = True
-        self._send_lot.unpark_all()
+        self._wake_all_senders()
         receiver = self._receiver
         if receiver is not None:
             self._receiver = None
@@ -183,8 +186,22 @@ class Mailbox(Generic[T]):
         items = [*self._urgent, *self._normal]
         self._urgent.clear()
         self._normal.clear()
-        self._send_lot.unpark_all()
+        self._wake_all_senders()
         return items
+
+    def _pass_room_on(self, urgent: bool) -> None:
+        # A woken sender may not have used the place it was woken for (it handed its item
+        # straight to a parked receiver): while its lane has room, wake the next sender, so no
+        # sender stays parked beside a free place.
+        lane, senders = (
+            (self._urgent, self._urgent_senders) if urgent else (self._normal, self._normal_senders)
+        )
+        if senders and len(lane) < self.capacity:
+            senders.unpark()
+
+    def _wake_all_senders(self) -> None:
+        self._normal_senders.unpark_all()
+        self._urgent_senders.unpark_all()
 
     @property
     def receiver_waiting(self) -> bool:
@@ -202,6 +219,6 @@ class Mailbox(Generic[T]):
             queued=len(self._normal),
             queued_urgent=len(self._urgent),
             capacity=self.capacity,
-            senders_waiting=len(self._send_lot),
+            senders_waiting=len(self._normal_senders) + len(self._urgent_senders),
             closed=self._closed,
         )

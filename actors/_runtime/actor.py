@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_SEEN_READY_SLACK = 64
+"""Entries of an actor's seen-ready table beyond twice the registry's size before it is pruned."""
+
 A = TypeVar("A", bound="Actor")
 
 
@@ -310,6 +313,8 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
         if key is None or self._supervisor is None:
             raise KeyError(f"actor {self._name!r} has no child named {name!r}")
         await self._supervisor.stop_child(key)
+        if self._child_keys.get(name) == key:
+            del self._child_keys[name]
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """Run `fn(*args)` as a background task of this actor (a tick loop, a poller).
@@ -367,6 +372,7 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
         """
         if name not in self.system.registry:
             raise ActorNotFound(name, self.system.registry.names())
+        logger.debug("actor %r hands off to %r (system %r)", self._name, name, self.system.name)
         await self._set_active(False, None)
         await self._send_system(name, Activate(args=args, handoff_from=self._name))
 
@@ -531,6 +537,7 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
                 return
             self._active = True
             self._activation_args = args
+            logger.debug("actor %r activated (system %r)", self._name, self.system.name)
             await self._announce_activation(True)
             await self.on_activated(args)
         else:
@@ -538,6 +545,7 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
                 return
             self._active = False
             self._activation_args = None
+            logger.debug("actor %r deactivated (system %r)", self._name, self.system.name)
             await self._announce_activation(False)
             await self.on_deactivated()
 
@@ -562,6 +570,12 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
         if self._seen_ready.get(info.name) == info.incarnation:
             return
         self._seen_ready[info.name] = info.incarnation
+        registry = self.system.registry
+        if len(self._seen_ready) > _SEEN_READY_SLACK + 2 * len(registry.names()):
+            # Bounded by the live actors: a name that is gone will, if it comes back, come
+            # back with a new incarnation, so forgetting it loses nothing. Amortized O(1).
+            for name in [name for name in self._seen_ready if name not in registry]:
+                del self._seen_ready[name]
         await self.on_agent_ready(info)
 
     def _handlers(self) -> dict[type, Callable[[Envelope], Awaitable[None]]]:

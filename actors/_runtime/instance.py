@@ -164,7 +164,8 @@ def child_spec(
     # Each spawn gets its own supervision key, so an actor's name can be taken again as soon
     # as it has finished, whenever its supervisor gets round to forgetting the old child.
     key = f"{name}#{next(_spawn_counter)}"
-    return name, ChildSpec(name=key, start=start, restart=restart, shutdown=grace)
+    # Logs name the actor, never the key (DESIGN 14).
+    return name, ChildSpec(name=key, start=start, restart=restart, shutdown=grace, label=name)
 
 
 async def start_child(parent: Actor, actor: Actor | ActorSpec, restart: Restart | None) -> Actor:
@@ -191,6 +192,9 @@ def exit_reporter(system: ActorSystem, parent: Actor | None) -> Any:
                 else "its supervisor does not restart it"
             )
             system.registry.ended_for_good(name, why)
+            if parent is not None and parent._child_keys.get(name) == exit.name:
+                # Gone for good: the parent's table of children stays bounded by live ones.
+                del parent._child_keys[name]
         else:
             logger.debug("actor %r restarting (system %r)", name, system.name)
         if parent is None:

@@ -40,10 +40,12 @@ from .._routing.router import DEFAULT_SLOW_SEND_WARNING, Endpoint, Router
 from .._wire.codec import EnvelopeCodec
 from .._wire.envelope import (
     REPLY_TYPES,
+    Activate,
     AgentActivation,
     AgentError,
     AgentGone,
     AgentReady,
+    Deactivate,
     Envelope,
     JobRequestMessage,
     JobResponseMessage,
@@ -313,6 +315,26 @@ class ActorSystem(JobRequesterAPI):
                 self._roots_done = trio.Event()
         else:
             self._roots_done.set()
+
+    # --- activation ----------------------------------------------------------------------------
+
+    async def activate_agent(self, name: str, *, args: Any = None, redeliver: bool = False) -> None:
+        """Ask actor `name` (local or remote) to become active, as `Actor.activate_agent` does.
+
+        Plain code (a test, a bridge's owner) can start a conversation without an actor.
+
+        Raises:
+            ActorNotFound: if no live actor has that name.
+        """
+        await self._send(self.address, name, Activate(args=args, redeliver=redeliver))
+
+    async def deactivate_agent(self, name: str) -> None:
+        """Ask actor `name` to become inactive (a no-op if it already is).
+
+        Raises:
+            ActorNotFound: if no live actor has that name.
+        """
+        await self._send(self.address, name, Deactivate())
 
     # --- bridges -----------------------------------------------------------------------------
 

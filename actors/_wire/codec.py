@@ -31,6 +31,8 @@ Encoder and decoders are built once per codec and reused.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any, Final
 
 import msgspec
@@ -79,6 +81,8 @@ class _UserTypes:
 
     def __init__(self) -> None:
         self._by_name: dict[str, type[msgspec.Struct]] = {}
+        self._scanned_at = -math.inf
+        self._direct_subclasses = -1
 
     def remember(self, cls: type[msgspec.Struct]) -> str:
         # The newest class of a name wins: a class redefined (a reloaded module, a class made
@@ -89,14 +93,26 @@ class _UserTypes:
 
     def lookup(self, name: str) -> type[msgspec.Struct] | None:
         found = self._by_name.get(name)
-        if found is None:
+        if found is None and self._may_know_more():
             self._rescan()
             found = self._by_name.get(name)
         return found
 
+    def _may_know_more(self) -> bool:
+        # A miss is what a peer controls, so it must stay cheap: a flood of unknown names costs
+        # a dict lookup each, not a walk over every Struct subclass. The tree is walked again
+        # only when a class was defined directly on msgspec.Struct since the last walk (how
+        # user types are usually declared; counting them is one C call), and otherwise at most
+        # once per `_RESCAN_INTERVAL`, for classes declared deeper down.
+        if len(msgspec.Struct.__subclasses__()) != self._direct_subclasses:
+            return True
+        return time.monotonic() - self._scanned_at >= _RESCAN_INTERVAL
+
     def _rescan(self) -> None:
         # Walking the subclass tree only finds classes that already exist, which is what
         # keeps a peer from making us import anything.
+        self._direct_subclasses = len(msgspec.Struct.__subclasses__())
+        self._scanned_at = time.monotonic()
         pending: list[type[msgspec.Struct]] = [msgspec.Struct]
         while pending:
             cls = pending.pop()
@@ -105,6 +121,9 @@ class _UserTypes:
                 if not issubclass(sub, SystemMessage):
                     self._by_name.setdefault(type_name(sub), sub)
 
+
+_RESCAN_INTERVAL: Final = 1.0
+"""Least seconds between two walks of the Struct class tree that unknown type names cause."""
 
 _USER_TYPES = _UserTypes()
 
