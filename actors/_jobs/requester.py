@@ -121,6 +121,8 @@ class Requester:
         self.nursery: trio.Nursery | None = None
         """Where the hook task runs; set by the owner while it runs."""
         self.closed_reason: str | None = None
+        self.on_busy: Callable[[], None] | None = None
+        """Called when a job opens, so the owner's system knows whom to tell of departures."""
         self._hook_queue: deque[tuple[str, Envelope | JobResponse]] = deque()
         self._hook_task_running = False
 
@@ -152,6 +154,8 @@ class Requester:
         )
         job = OpenJob(ledger, own)
         self.jobs[ledger.job_id] = job
+        if self.on_busy is not None:
+            self.on_busy()
         return job
 
     async def dispatch(self, job: OpenJob, name: str | None, payload: Any) -> None:

@@ -110,6 +110,8 @@ class Worker:
         self._sequential: dict[str | None, FifoGate] = {}
         self._limit: FifoGate | None = None
         self._idle: trio.Event | None = None
+        self.on_busy: Callable[[], None] | None = None
+        """Called when a job is taken in, so the system knows whom to tell of departures."""
 
     def __repr__(self) -> str:
         return f"<Worker [{self._host.name!r}, {self.table!r}]>"
@@ -155,6 +157,8 @@ class Worker:
         )
         scope = trio.CancelScope(deadline=math.inf if deadline is None else deadline)
         held = self.table.hold(request, envelope.id, _Handle(scope))
+        if self.on_busy is not None:
+            self.on_busy()
         found, reason = self.table.take_tombstone(job_id, now, sender=envelope.sender)
         if found:
             # The cancel overtook its request in the queue: answer without running.

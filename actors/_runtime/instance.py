@@ -230,6 +230,9 @@ async def _run_instance(
     mailbox: Mailbox[Envelope] = Mailbox(actor.mailbox_size)
     actor._requester = Requester(system._router, actor.name, actor)
     actor._worker = Worker(system._router, actor, system.name)
+    actor._requester.on_busy = actor._worker.on_busy = functools.partial(
+        system._job_parties.add, actor
+    )
     await system._register_local(actor, mailbox)
     if parent is not None:
         parent._children.append(actor)
