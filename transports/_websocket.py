@@ -397,6 +397,12 @@ async def _run_session(made: Any, link: WebSocketLink) -> None:
         nursery.cancel_scope.cancel(reason="session's connection closed")
 
 
+def _address(endpoint: object) -> str:
+    if isinstance(endpoint, trio_websocket.Endpoint):
+        return f"{endpoint.address}:{endpoint.port}"
+    return str(endpoint)
+
+
 def _headers(request: trio_websocket.WebSocketRequest) -> tuple[tuple[str, str], ...]:
     return tuple(
         (key.decode("latin-1").lower(), value.decode("latin-1")) for key, value in request.headers
@@ -451,7 +457,7 @@ async def serve_websocket_link(
         link_request = LinkRequest(
             path=request.path,
             headers=_headers(request),
-            remote_address=str(request.remote),
+            remote_address=_address(request.remote),
             session_id=f"s{next(sessions)}",
         )
         try:
@@ -666,5 +672,11 @@ async def open_websocket_link(
 
     async with open_service_nursery() as nursery:
         await nursery.start(keep_connected)
-        yield client
-        nursery.cancel_scope.cancel(reason="link client closed")
+        try:
+            yield client
+        finally:
+            # Say goodbye, so the server sees a clean close (its jobs end CANCELLED, not FAILED).
+            if client.link is not None:
+                with trio.CancelScope(shield=True):
+                    await client.link.aclose()
+            nursery.cancel_scope.cancel(reason="link client closed")
