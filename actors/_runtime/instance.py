@@ -136,7 +136,10 @@ def child_spec(
     if restart is not None and not isinstance(restart, Restart):
         raise TypeError(f"restart must be a supervision.Restart member, got {restart!r}")
     if not isinstance(actor, Actor | ActorSpec):
-        raise TypeError(f"expected an Actor instance or an ActorSpec, got {actor!r}")
+        raise TypeError(
+            f"actor must be an Actor instance or an ActorSpec, got {actor!r}; "
+            "construct the actor first: spawn(MyActor('name'))"
+        )
     if isinstance(actor, Actor) and actor._system is not None:
         raise ActorStateError(
             f"actor {actor.name!r} was already started; pass a new instance (or an ActorSpec)"
