@@ -104,6 +104,8 @@ class Registry:
         old = self._agents.get(info.name)
         self._agents[info.name] = info
         self._restarting.discard(info.name)
+        # The name lives again: a note left for waiters of its previous holder is stale.
+        self._abandoned.pop(info.name, None)
         self._bump()
         if old is not None and old.incarnation == info.incarnation:
             return

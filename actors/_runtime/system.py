@@ -56,7 +56,6 @@ from .._wire.envelope import (
 )
 from .actor import Actor
 from .finished import DEFAULT_GRACE, Finished
-from .links import attach_link
 from .instance import (
     ActorSpec,
     actor_name_of,
@@ -65,6 +64,7 @@ from .instance import (
     start_child,
     start_supervised,
 )
+from .links import attach_link
 from .outcome import unwrapped_errors
 
 logger = logging.getLogger(__name__)
@@ -512,13 +512,16 @@ class ActorSystem(JobRequesterAPI):
         self._roots_announced.discard(name)
         endpoint = self._endpoints.pop(name)
         info = self.registry.remove(name, system=self._name)
-        self._on_agent_gone(name, crashed=crashed)
+        restarting = self.registry.restarting(name)
+        self._on_agent_gone(name, crashed=crashed, restarting=restarting)
         with trio.CancelScope(shield=True):
             await self._router.release(endpoint)
             if info is not None:
                 with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
                     await self._broadcast_remote(
-                        AgentGone(name=name, system=self._name, crashed=crashed)
+                        AgentGone(
+                            name=name, system=self._name, crashed=crashed, restarting=restarting
+                        )
                     )
         if actor._parent is None:
             self._check_roots_done()
@@ -536,7 +539,7 @@ class ActorSystem(JobRequesterAPI):
             self.registry.add(body.info)
         elif isinstance(body, AgentGone):
             if self.registry.remove(body.name, system=body.system) is not None:
-                self._on_agent_gone(body.name, crashed=body.crashed)
+                self._on_agent_gone(body.name, crashed=body.crashed, restarting=body.restarting)
         elif isinstance(body, AgentActivation):
             self.registry.set_active(body.name, body.active)
         elif isinstance(body, RegistryQuery):
@@ -722,15 +725,14 @@ class ActorSystem(JobRequesterAPI):
             f", {reason}" if reason else "",
         )
 
-    def _on_agent_gone(self, name: str, *, crashed: bool) -> None:
+    def _on_agent_gone(self, name: str, *, crashed: bool, restarting: bool = False) -> None:
         """An actor (local or remote) is gone: end what local requesters wait on it for,
         and cancel what it asked of local workers.
 
-        A local actor that its supervisor may restart owes nothing through this notice: the
-        jobs it ran answered for themselves as they were cut off, and the requests it never
-        started wait for its next instance (`hold_for_restart`).
+        An actor that its supervisor may restart (`restarting`) owes nothing through this
+        notice: the jobs it ran answered for themselves as they were cut off, and the requests
+        it never started wait for its next instance (`hold_for_restart`, on its own system).
         """
-        restarting = self.registry.restarting(name) and name not in self.registry
         if not restarting:
             self._requester.worker_gone(name, crashed=crashed)
         for actor in self._parties_with_jobs():

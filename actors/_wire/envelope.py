@@ -102,12 +102,16 @@ class AgentGone(SystemMessage, frozen=True, kw_only=True, tag="gone"):
 
     Attributes:
         crashed: True when it ended by an error (its jobs end FAILED), False when it stopped.
+        restarting: True when its supervisor may start it again: the jobs it ran have
+            answered for themselves, and the requests it had not started wait for the next
+            instance, so requesters settle nothing on this notice.
     """
 
     name: str
     system: str
     crashed: bool = False
     reason: str | None = None
+    restarting: bool = False
 
 
 class AgentActivation(SystemMessage, frozen=True, kw_only=True, tag="activation"):

@@ -1061,3 +1061,26 @@ async def test_15_a_receive_wakes_one_waiting_sender(autojump_clock: MockClock) 
         assert mailbox.statistics().senders_waiting == 9
         received = [await mailbox.receive() for _ in range(10)]
     assert sorted(received) == list(range(1, 11))
+
+
+async def test_6_remote_jobs_right_after_a_crash_wait_for_the_new_instance(
+    strict_transport: MemoryTransport, autojump_clock: MockClock
+) -> None:
+    """The same from another system: the worker's crash notice does not fail the jobs its
+    next instance will run."""
+    async with (
+        open_actor_system("workers", transport=strict_transport) as workers,
+        open_actor_system("requesters", transport=strict_transport) as requesters,
+    ):
+        parent = await workers.spawn(Lenient("parent"))
+        await parent.add_child(Crashy("w"), restart=Restart.PERMANENT)
+        crasher = await requesters.spawn(Recorder("crasher"))
+        for attempt in range(20):
+            await requesters.registry.wait_ready("w")
+            await crasher.send_message("w", Note("crash"))
+            for _ in range(attempt % 5):
+                await trio.lowlevel.checkpoint()
+            async with requesters.job("w", timeout=5) as j:
+                pass
+            assert j.status is JobStatus.COMPLETED, attempt
+            await trio.sleep(2)
