@@ -1,0 +1,39 @@
+"""Launcher of the Redis debate example: ``python -m examples.redis_debate [options]``.
+
+Starts one process per debater, runs the moderator here, then stops the debater processes.
+Options: `--redis-url`, `--namespace`, `--heartbeat`, `--topic`.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+import trio
+
+from .._launcher import AgentCommand, redis_options, run_agent_processes
+from .debater import ROLES, parse_args
+from .moderator import run_debate
+
+
+async def launch(argv: list[str]) -> None:
+    """Start the debater processes, run the debate, stop them."""
+    options = parse_args(__doc__ or "", argv)
+    agents = [
+        AgentCommand(
+            role, "examples.redis_debate.debater", (*redis_options(options), "--role", role)
+        )
+        for role in ROLES
+    ]
+    async with run_agent_processes(agents):
+        await run_debate(options)
+    print("all processes ended", flush=True)
+
+
+def main() -> None:
+    """Run the whole example."""
+    trio.run(partial(launch, sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
