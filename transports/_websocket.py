@@ -38,6 +38,7 @@ import inspect
 import itertools
 import logging
 import ssl
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn, Protocol, final
@@ -539,6 +540,72 @@ def _check_settings(ping_interval: float, max_message_size: int) -> None:
         raise ValueError(f"max_message_size must be > 0, got {max_message_size!r}")
 
 
+@asynccontextmanager
+async def _open_client_connection(
+    url: str,
+    ssl_context: ssl.SSLContext | None,
+    headers: list[tuple[bytes, bytes]],
+    max_message_size: int,
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """Open a client WebSocket on a stream this function owns and always closes.
+
+    (trio-websocket's own `open_websocket_url` leaves the socket of a rejected handshake
+    open; here the stream is closed whatever happens, and one error comes out alone.)
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"expected a ws:// or wss:// URL, got {url!r}")
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = parts.hostname if port in (80, 443) else f"{parts.hostname}:{port}"
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+    with trio.fail_after(HANDSHAKE_TIMEOUT):
+        if secure:
+            stream = await trio.open_ssl_over_tcp_stream(
+                parts.hostname,
+                port,
+                ssl_context=ssl_context or ssl.create_default_context(),
+                https_compatible=True,
+            )
+        else:
+            stream = await trio.open_tcp_stream(parts.hostname, port)
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(HANDSHAKE_TIMEOUT):
+                connection = await trio_websocket.wrap_client_stream(
+                    nursery,
+                    stream,
+                    host_header,
+                    resource,
+                    extra_headers=headers,
+                    max_message_size=max_message_size,
+                )
+            try:
+                yield connection
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE):
+                    await connection.aclose()
+                nursery.cancel_scope.cancel(reason="connection closed")
+    except BaseExceptionGroup as group:
+        errors = _leaves(group)
+        if len(errors) == 1:
+            raise errors[0] from None
+        raise
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found.extend(_leaves(error))
+        elif not isinstance(error, trio.Cancelled):
+            found.append(error)
+    return found
+
+
 @final
 class WebSocketLinkClient:
     """The client side of a link, as `open_websocket_link` yields it; it reconnects by itself."""
@@ -624,13 +691,8 @@ async def open_websocket_link(
 
     async def connect_once(task_status: trio.TaskStatus[None] | None) -> None:
         try:
-            async with trio_websocket.open_websocket_url(
-                url,
-                ssl_context,
-                extra_headers=extra,
-                max_message_size=max_message_size * _HARD_LIMIT_FACTOR + 0x10000,
-                connect_timeout=HANDSHAKE_TIMEOUT,
-                disconnect_timeout=CLOSE_GRACE,
+            async with _open_client_connection(
+                url, ssl_context, extra, max_message_size * _HARD_LIMIT_FACTOR + 0x10000
             ) as connection:
                 peer = await _handshake(connection, system.name, tuple(exports))
                 link = WebSocketLink(
@@ -651,10 +713,7 @@ async def open_websocket_link(
         except trio_websocket.ConnectionRejected as exc:
             body = (exc.body or b"").decode(errors="replace") or None
             raise LinkRejected(exc.status_code, body) from None
-        except trio_websocket.HandshakeError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, OSError):
-                raise cause from None
+        except (trio_websocket.HandshakeError, trio.BrokenResourceError) as exc:
             raise OSError(f"could not connect to {url!r}: {exc!r}") from exc
         finally:
             client._down()

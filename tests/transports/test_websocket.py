@@ -29,6 +29,7 @@ from transports import (
     serve_websocket_link,
 )
 from transports import _websocket_protocol as protocol
+from transports._websocket import _open_client_connection
 from transports.testing import check_order, check_oversized_packet
 
 # --- the protocol, sans-io --------------------------------------------------------------------
@@ -228,6 +229,12 @@ async def test_conformance_checks_that_apply_to_a_point_to_point_link(
         await check_oversized_packet(connect, max_packet_size=2048)
 
 
+def raw_client(url: str) -> AbstractAsyncContextManager[trio_websocket.WebSocketConnection]:
+    """A plain WebSocket client, on a stream that is closed whatever happens (trio-websocket's
+    `open_websocket_url` leaks the socket when the server closes first)."""
+    return _open_client_connection(url, None, [], 10**7)
+
+
 async def _raw_hello(
     connection: trio_websocket.WebSocketConnection, *, version: int = protocol.LINK_VERSION
 ) -> None:
@@ -240,7 +247,7 @@ async def test_version_mismatch_is_refused_on_both_sides(nursery: trio.Nursery) 
     host = FakeHost("back")
     server = await _serve(nursery, host)
     with trio.fail_after(5):
-        async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{server.port}/") as raw:
+        async with raw_client(f"ws://127.0.0.1:{server.port}/") as raw:
             await _raw_hello(raw, version=99)
             await raw.get_message()  # the server's hello
             with pytest.raises(trio_websocket.ConnectionClosed) as closed:
@@ -274,9 +281,7 @@ async def test_text_oversized_and_malformed_frames_are_counted_and_skipped(
     host = FakeHost("back")
     server = await _serve(nursery, host, max_message_size=1000)
     with trio.fail_after(5):
-        async with trio_websocket.open_websocket_url(
-            f"ws://127.0.0.1:{server.port}/", max_message_size=10**7
-        ) as raw:
+        async with raw_client(f"ws://127.0.0.1:{server.port}/") as raw:
             await _raw_hello(raw)
             await raw.get_message()
             link = await host.links.receive()
