@@ -402,7 +402,7 @@ class Supervisor:
                 return
             self._closed = True
             error = SupervisorError(
-                event.name,
+                self._label(event.name),
                 decision.history,
                 within=self._policy.intensity.within,
                 max_restarts=self._policy.intensity.max_restarts,
