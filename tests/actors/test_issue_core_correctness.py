@@ -64,13 +64,15 @@ class Sleeper(Actor):
 # --- 1. cancelling the system block from outside -----------------------------------------------
 
 
+@pytest.mark.parametrize("grace", [0.0, 10.0])
 async def test_1_cancelling_the_system_block_from_outside_returns_promptly(
-    autojump_clock: MockClock,
+    autojump_clock: MockClock, grace: float
 ) -> None:
     """A deadline around `open_actor_system` with a live root actor (one holding a job, too)
-    leaves the block at that deadline: nothing the runtime starts keeps it open."""
+    leaves the block at that deadline, whatever its grace: nothing the runtime starts keeps
+    it open."""
     with trio.move_on_after(0.5) as scope:
-        async with open_actor_system("s") as system:
+        async with open_actor_system("s", grace=grace) as system:
             await system.spawn(Actor("x"))
             worker = await system.spawn(Sleeper("busy", delay=1000))
             await system.request_job("busy")
@@ -100,6 +102,20 @@ async def test_1_an_error_in_a_sibling_task_stops_the_system_promptly(
             nursery.start_soon(run_system)
             nursery.start_soon(fail_soon)
     assert trio.current_time() == 0.25
+
+
+async def test_1_keyboard_interrupt_in_the_block_stops_the_system_promptly(
+    autojump_clock: MockClock,
+) -> None:
+    """Ctrl-C (a KeyboardInterrupt raised in the block) comes out as itself, at once."""
+    with pytest.raises(KeyboardInterrupt):
+        async with open_actor_system("s", grace=10) as system:
+            worker = await system.spawn(Sleeper("busy", delay=1000))
+            await system.request_job("busy")
+            await trio.sleep(1)
+            raise KeyboardInterrupt
+    assert trio.current_time() == 1
+    assert worker.saw_cancelled == 1
 
 
 # --- 2. a full mailbox stalls only its own senders ---------------------------------------------
