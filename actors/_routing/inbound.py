@@ -103,7 +103,8 @@ def route(router: Router, handler: InboundHandler, envelope: Envelope, item: Del
         # Arrival order: nothing overtakes what already waits for this actor, except control
         # traffic, which is taken on delivery and never waits behind a full mailbox (Rule 1 of
         # the router).
-        endpoint.backlog.append(envelope)
+        if not router.join_backlog(endpoint, envelope):
+            handler.on_undeliverable(envelope, reclaimed=False)
         return
     try:
         pending = router.deliver_nowait(endpoint, envelope, decoded=True)

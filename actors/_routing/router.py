@@ -50,6 +50,15 @@ from .registry import Registry
 
 logger = logging.getLogger(__name__)
 
+BACKLOG_LIMIT = 100_000
+"""Most envelopes waiting in one endpoint's backlog.
+
+Honest traffic stays far below it: a link hands over at most its per-name window of ordinary
+packets. Only a peer flooding an actor with what skips the window (broadcasts, or ordinary
+messages it passes off as control packets) reaches it; past it, envelopes are dropped and
+counted as hostile (issue 8: every per-peer structure is bounded).
+"""
+
 DEFAULT_SLOW_SEND_WARNING = 5.0
 """Default seconds a send waits for room in a full mailbox before a warning names both actors."""
 
@@ -74,6 +83,8 @@ class Endpoint:
     """Envelopes from the link waiting for room in the mailbox, in arrival order."""
     pumping: bool = False
     """Whether a task is pushing the backlog into the mailbox."""
+    dropping: bool = False
+    """Whether the backlog was full when the last envelope came (see `Router.join_backlog`)."""
 
 
 @attrs.define(eq=False)
@@ -108,6 +119,8 @@ class Router:
         self.strict = False
         self.slow_send_warning = DEFAULT_SLOW_SEND_WARNING
         """Seconds a send may wait for room in a local mailbox before a warning is logged."""
+        self.backlog_limit = BACKLOG_LIMIT
+        """Most envelopes one endpoint's backlog holds (see `BACKLOG_LIMIT`)."""
         self.endpoints: dict[str, Endpoint] = {}
         self.counters = RouterCounters()
         self.lost_handler: Callable[[Envelope], None] | None = None
@@ -316,7 +329,7 @@ class Router:
         if endpoint.backlog and type(envelope.body) not in CONTROL_TYPES:
             # Behind what already waits for this actor (arrival order); control traffic is
             # taken on delivery and never waits (Rule 1).
-            endpoint.backlog.append(envelope)
+            self.join_backlog(endpoint, envelope)
             return
         try:
             pending = self.deliver_nowait(endpoint, envelope)
@@ -342,6 +355,33 @@ class Router:
             return
         packet = envelope if link.carries_objects else self.codec.encode(envelope)
         await link.broadcast(packet)
+
+    def join_backlog(self, endpoint: Endpoint, envelope: Envelope) -> bool:
+        """Queue `envelope` behind a backlog that is being pushed already.
+
+        Returns:
+            False if the backlog is at `backlog_limit`: the envelope was dropped (counted as
+            hostile, logged, settled); the caller answers it if an answer is owed.
+        """
+        if len(endpoint.backlog) < self.backlog_limit:
+            endpoint.backlog.append(envelope)
+            endpoint.dropping = False
+            return True
+        self.counters.hostile += 1
+        self.settle(envelope.id)
+        if not endpoint.dropping:
+            # Once per flood, not once per envelope dropped.
+            endpoint.dropping = True
+            logger.warning(
+                "system %r drops envelopes for %r (the first a %s from %r): %d already wait "
+                "for its mailbox",
+                self.system,
+                endpoint.name,
+                type(envelope.body).__name__,
+                envelope.sender,
+                len(endpoint.backlog),
+            )
+        return False
 
     def queue_backlog(self, endpoint: Endpoint, envelope: Envelope) -> None:
         """Queue `envelope` behind the endpoint's backlog, pushed by a task of its own."""

@@ -409,3 +409,44 @@ async def test_statistics_show_in_flight_jobs_by_side_and_hostile_traffic(
         assert (stats.jobs_requested, stats.jobs_held, stats.unacknowledged) == (0, 0, 0)
         for field in ("tombstones", "dead_letters", "hostile", "decode_errors", "blocked_senders"):
             assert getattr(stats, field) == 0
+
+
+async def test_a_flood_past_the_link_window_is_bounded_per_actor(
+    autojump_clock: MockClock, strict_transport: MemoryTransport
+) -> None:
+    """Messages a peer passes off as control packets, and broadcasts, skip the link's per-name
+    window; flooding a blocked actor with them fills its backlog only up to the router's bound,
+    past which they are dropped and counted as hostile. The actor then gets what was kept."""
+    async with open_test_system("home", transport=strict_transport) as home:
+        home._router.backlog_limit = 100
+        blocked = await home.spawn(HookedBlocker("blocked"))
+        sender = await home.spawn(Blocker("sender"))
+        await fill_mailbox(sender, blocked)
+        async with strict_transport.connect("evil") as evil:
+            for n in range(300):
+                envelope = Envelope(
+                    id=f"m{n}", sender="evil", recipient="blocked", body=Note(str(n))
+                )
+                await evil.send("blocked", CODEC.encode(envelope), control=True)
+                broadcast = Envelope(id=f"b{n}", sender="evil", recipient=None, body=Note("b"))
+                await evil.broadcast(CODEC.encode(broadcast))
+            await trio.testing.wait_all_tasks_blocked()
+            stats = home.statistics()
+            # "blocked" (mailbox full already): of 300 messages and 300 broadcasts, 100 wait
+            # in its backlog. "sender" gets the broadcasts: one blocks its handler, one fills
+            # its mailbox, 100 wait in its backlog.
+            assert stats.hostile == (600 - 100) + (300 - 2 - 100)
+            blocked.release.set()
+            sender.release.set()
+            await trio.sleep(1)
+            await probe_job(home)
+        assert home.statistics().unacknowledged == 0
+
+
+async def probe_job(system: ActorSystem) -> None:
+    """The system still serves a job."""
+    await system.spawn(Workers("probe"))
+    with trio.fail_after(5):
+        async with system.job("probe", name="ok", payload="probe") as j:
+            pass
+    assert j.response == "probe"
