@@ -13,6 +13,8 @@ leaves a tombstone; the request, when it comes, is answered CANCELLED without ru
 Rule 2: bounded by time. A tombstone lives until the deadline of the job it cancels (plus a
 margin), or `TOMBSTONE_SECONDS` when the job has none: a request arriving later than that would
 be refused as expired anyway. Tombstones are never evicted early, so a live one is never lost.
+And bounded by count: past `MAX_TOMBSTONES` live ones (only a flood of cancels for jobs that
+never come does that), a new cancel leaves none and is counted in `tombstones_refused`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ H = TypeVar("H")
 
 TOMBSTONE_SECONDS = 300.0
 """How long a cancel without a deadline waits for its request."""
+
+MAX_TOMBSTONES = 100_000
+"""Most tombstones one worker keeps (see Rule 2)."""
 
 
 @attrs.define(eq=False)
@@ -58,6 +63,10 @@ class WorkerTable(Generic[H]):
     """Job id -> (reason, expiry, sender of the cancel)."""
     _expiries: list[tuple[float, str]] = attrs.field(factory=list)
     """A heap of (expiry, job id); an entry whose tombstone was taken or renewed is stale."""
+    max_tombstones: int = MAX_TOMBSTONES
+    """Most live tombstones; a cancel past it leaves none (Rule 2)."""
+    tombstones_refused: int = 0
+    """Cancels that left no tombstone because `max_tombstones` were live."""
 
     def __repr__(self) -> str:
         return f"<WorkerTable [held: {len(self.held)}, tombstones: {len(self._tombstones)}]>"
@@ -129,6 +138,9 @@ class WorkerTable(Generic[H]):
             held.cancel_reason = reason or "cancelled by the requester"
             return held
         self._expire(now)
+        if len(self._tombstones) >= self.max_tombstones and job_id not in self._tombstones:
+            self.tombstones_refused += 1
+            return None
         lifetime = TOMBSTONE_SECONDS if budget is None else min(budget + 1.0, TOMBSTONE_SECONDS)
         self._tombstones[job_id] = (reason, now + lifetime, sender)
         heapq.heappush(self._expiries, (now + lifetime, job_id))

@@ -87,7 +87,8 @@ class SystemStatistics:
     duplicates: int = 0
     """Redelivered envelopes dropped by message id."""
     hostile: int = 0
-    """Packets ignored because a peer spoke for actors it does not own, or could not be read."""
+    """Packets ignored because a peer spoke for actors it does not own or could not be read,
+    and floods dropped past a bound (an actor's backlog, a worker's tombstones)."""
     dead_letters: int = 0
     """What was given up on instead of delivered again: job requests reclaimed from a dead
     system (answered FAILED), messages whose handler raised, poison bridge frames."""
@@ -193,7 +194,8 @@ class ActorSystem(JobRequesterAPI):
             decode_errors=counters.decode_errors,
             undeliverable=counters.undeliverable,
             duplicates=counters.duplicates,
-            hostile=counters.hostile,
+            hostile=counters.hostile
+            + sum(worker.table.tombstones_refused for worker in workers),
             dead_letters=counters.dead_letters,
             jobs_requested=sum(len(requester.jobs) for requester in requesters),
             jobs_held=sum(len(worker.table.held) for worker in workers),

@@ -334,9 +334,10 @@ async def test_late_cancels_leave_tombstones_that_expire_with_time(
     autojump_clock: MockClock, strict_transport: MemoryTransport
 ) -> None:
     """Cancels for jobs the worker never holds (late, or forged) leave tombstones, visible in
-    the statistics, that expire with time without any further traffic."""
+    the statistics, that expire with time without any further traffic; past a bound on their
+    number a cancel leaves none (counted as hostile)."""
     async with open_test_system("home", transport=strict_transport) as home:
-        await home.spawn(Workers("w"))
+        worker = await home.spawn(Workers("w"))
         async with strict_transport.connect("evil") as evil:
             for n in range(100):
                 envelope = Envelope(
@@ -350,6 +351,21 @@ async def test_late_cancels_leave_tombstones_that_expire_with_time(
                 await evil.send("w", CODEC.encode(envelope), control=True)
             await trio.testing.wait_all_tasks_blocked()
             assert home.statistics().tombstones == 100
+            # A flood of them is bounded by count too: past the bound a cancel leaves none.
+            assert worker._worker is not None
+            worker._worker.table.max_tombstones = 100
+            for n in range(100, 150):
+                envelope = Envelope(
+                    id=f"c{n}",
+                    sender="system:evil",
+                    recipient="w",
+                    body=JobCancel(reason="flood"),
+                    job_id=f"gone-{n}",
+                )
+                await evil.send("w", CODEC.encode(envelope), control=True)
+            await trio.testing.wait_all_tasks_blocked()
+            assert home.statistics().tombstones == 100
+            assert home.statistics().hostile == 50
             await trio.sleep(10)
             assert home.statistics().tombstones == 50  # those that carried a 5 s budget are gone
             await trio.sleep(300)
