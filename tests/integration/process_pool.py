@@ -1,4 +1,4 @@
-"""Helper processes of the multi-process tests, on the fixture's Redis server.
+"""Helper processes of the multi-process tests, on the fixture's Redis server (or cluster).
 
 `Helpers` (the `helpers` fixture of `conftest.py`) starts worker and requester processes (the
 scripts next to this file) on the `redis_server` fixture's server, in a namespace of the test's
@@ -121,8 +121,8 @@ class HelperProcess:
 class Helpers:
     """Starts helper processes for one test; see the module docstring."""
 
-    server: RedisServer
-    """The Redis server every process of the test uses."""
+    url: str
+    """The Redis server (or the first node of the Redis Cluster) every process uses."""
     namespace: str
     """The test's own namespace."""
     directory: Path
@@ -130,6 +130,13 @@ class Helpers:
     _nursery: trio.Nursery
     processes: list[HelperProcess] = attrs.field(factory=list)
     """Every process started, in order."""
+    _server: RedisServer | None = None
+
+    @property
+    def server(self) -> RedisServer:
+        """The Redis server, to kill or restart it (not for a cluster)."""
+        assert self._server is not None, "these helpers run on a Redis Cluster"
+        return self._server
 
     @property
     def ledger_path(self) -> Path:
@@ -142,7 +149,7 @@ class Helpers:
 
     def transport(self) -> RedisTransport:
         """A transport for an actor system in the test's own process."""
-        return RedisTransport(self.server.url, namespace=self.namespace, heartbeat=HEARTBEAT)
+        return RedisTransport(self.url, namespace=self.namespace, heartbeat=HEARTBEAT)
 
     async def start(self, name: str, script: str, *args: str, ready: bool = True) -> HelperProcess:
         """Start `python <script> --redis-url ... --namespace ... --system name <args>`.
@@ -151,7 +158,7 @@ class Helpers:
         """
         stderr_path = self.directory / f"{name}-{len(self.processes)}.stderr"
         with stderr_path.open("wb") as stderr:
-            command = [sys.executable, str(HERE / script), "--redis-url", self.server.url]
+            command = [sys.executable, str(HERE / script), "--redis-url", self.url]
             command += ["--namespace", self.namespace, "--system", name]
             command += ["--heartbeat", str(HEARTBEAT), *args]
             process = await trio.lowlevel.open_process(
@@ -205,7 +212,7 @@ class Helpers:
 
     async def redis_clients(self) -> list[str]:
         """The names of the transport's connections Redis has open now (CLIENT LIST)."""
-        async with open_redis_connection(self.server.url) as connection:
+        async with open_redis_connection(self.url) as connection:
             listing = await connection.execute("CLIENT", "LIST")
         assert isinstance(listing, bytes)
         names = []

@@ -27,6 +27,7 @@ from actors import (
     job,
     open_actor_system,
 )
+from transports._redis_connection import open_redis_connection
 
 from process_pool import HEARTBEAT, HelperProcess, Helpers
 from process_support import NAME_TAKEN_EXIT, starts
@@ -113,6 +114,8 @@ async def test_killed_worker_fails_its_job_promptly_and_the_requester_goes_on(
             assert (status, response) == (JobStatus.COMPLETED, {"actor": "w2", "system": "wp2"})
         assert await wp1.wait() < 0  # killed by a signal
         await stop_cleanly(wp2)
+        # The killed process's connections died with it; the others were closed on exit.
+        assert await helpers.redis_clients() == []
 
 
 async def test_restarted_worker_serves_new_jobs_and_never_reruns_old_ones(
@@ -146,6 +149,7 @@ async def test_restarted_worker_serves_new_jobs_and_never_reruns_old_ones(
             status, response = await run_job(front, "w1", name="sleep", payload=0.0)
             assert (status, response) == (JobStatus.COMPLETED, {"actor": "w1", "system": "wp1"})
         await stop_cleanly(new)
+        assert await helpers.redis_clients() == []
         ran_again = starts(helpers.ledger(new_ledger))
         assert not set(held) & set(ran_again), ran_again
         assert sum(ran_again.values()) == 1
@@ -193,6 +197,44 @@ async def test_duplicate_actor_name_across_processes_is_refused(helpers: Helpers
             status, _ = await run_job(front, "w1", name="sleep", payload=0.0)
             assert status is JobStatus.COMPLETED
         await stop_cleanly(holder)
+
+
+async def test_malformed_entries_in_a_worker_inbox_are_survived(helpers: Helpers) -> None:
+    """Bytes that are no envelope, and an entry without the fields an inbox entry has, written
+    straight into a worker process's inbox: the first is counted as a decode error, the second
+    is moved to the dead-letter stream, and the worker goes on serving jobs."""
+    with trio.fail_after(BOUND):
+        worker = await helpers.start_worker("wp1", "w1")
+        prefix = helpers.transport().prefix
+        async with open_redis_connection(helpers.url) as redis:
+            inbox = prefix + "inbox:w1"
+            await redis.execute("XADD", inbox, "*", "packet", b"\x93not an envelope", "sender", "x")
+            await redis.execute("XADD", inbox, "*", "junk", "no packet field")
+        async with open_actor_system("front", transport=helpers.transport()) as front:
+            status, _ = await run_job(front, "w1", name="sleep", payload=0.0)
+            assert status is JobStatus.COMPLETED
+        async with open_redis_connection(helpers.url) as redis:
+            dead = await redis.execute("XRANGE", prefix + "dead-letter", "-", "+")
+        await stop_cleanly(worker)
+        assert isinstance(dead, list) and len(dead) == 1
+        fields = dict(zip(dead[0][1][::2], dead[0][1][1::2], strict=True))
+        assert (fields[b"stream"], fields[b"junk"]) == (inbox.encode(), b"no packet field")
+        assert worker.statistics().decode_errors == 1
+
+
+@pytest.mark.slow
+async def test_jobs_between_processes_over_a_redis_cluster(cluster_helpers: Helpers) -> None:
+    """The same three processes on a real three-node Redis Cluster (the namespace's keys share
+    one hash slot; clients follow MOVED from the first node)."""
+    helpers = cluster_helpers
+    with trio.fail_after(BOUND):
+        wp1, wp2 = await helpers.start_workers(("wp1", "w1"), ("wp2", "w2"))
+        requester = await helpers.start_requester("rq", "w1", "w2", jobs=10)
+        assert await requester.wait() == 0, requester.stderr
+        outcomes = [json.loads(line) for line in requester.lines_starting("outcome ")]
+        assert [outcome["status"] for outcome in outcomes] == ["COMPLETED"] * 20
+        assert set(starts(helpers.ledger()).values()) == {1}
+        await stop_cleanly(wp1, wp2)
 
 
 async def test_dead_requester_has_its_remote_jobs_cancelled(helpers: Helpers) -> None:
