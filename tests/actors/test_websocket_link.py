@@ -393,7 +393,7 @@ async def _server_process(port: int) -> AsyncIterator[trio.Process]:
 async def test_server_process_killed_mid_job_fails_the_job_at_once_then_reconnects() -> None:
     """Killing the server's process mid-job ends the client's job FAILED as soon as the drop
     is seen (not at its timeout); once a new server listens on the port, the client
-    reconnects by itself, re-announces, and the next job succeeds."""
+    reconnects by itself and re-announces, and a job sent while it reconnected succeeds."""
     port = _free_port()
     url = f"ws://127.0.0.1:{port}/"
     async with (
@@ -411,13 +411,24 @@ async def test_server_process_killed_mid_job_fails_the_job_at_once_then_reconnec
             assert trio.current_time() - killed_at < 2
             assert caught.value.statuses == {"assistant": JobStatus.FAILED}
             assert "assistant" not in front.registry
-        async with _server_process(port):
-            with trio.fail_after(20):
-                await wait_ready(front, "assistant")
-                async with front.job("assistant", payload="again") as again:
-                    pass
-            assert again.response == {"echo": "again", "by": "assistant"}
-            assert client.connections == 2
+        # A job sent while the client reconnects waits (within its deadline) for the
+        # assistant to be back, instead of failing.
+        responses: list[Any] = []
+
+        async def job_meanwhile() -> None:
+            async with front.job("assistant", payload="again", timeout=20) as again:
+                pass
+            responses.append(again.response)
+
+        async with trio.open_nursery() as waiting:
+            waiting.start_soon(job_meanwhile)
+            await trio.sleep(0.3)
+            assert responses == []
+            async with _server_process(port):
+                with trio.fail_after(20):
+                    await _eventually(lambda: bool(responses))
+        assert responses == [{"echo": "again", "by": "assistant"}]
+        assert client.connections == 2
 
 
 # --- sessions ---------------------------------------------------------------------------------
