@@ -74,6 +74,9 @@ CLOSE_GRACE = 2.0
 
 _HARD_LIMIT_FACTOR = 4
 
+_LOGGED_REFUSALS = 10
+"""Refused messages logged one by one per link; after that, one in a thousand."""
+
 
 @attrs.frozen
 class LinkRequest:
@@ -259,30 +262,35 @@ class WebSocketLink(TransportLink):
                 message = await self._connection.get_message()
             except trio_websocket.ConnectionClosed as exc:
                 return self._peer_lost(exc.reason)
-            verdict = protocol.classify(message, self.max_message_size + 3 + 0xFFFF)
-            if verdict is Verdict.PACKET:
-                assert isinstance(message, bytes)
+            if isinstance(message, str):
+                verdict = Verdict.TEXT
+            else:
                 try:
                     recipient, _, packet = protocol.parse_frame(message)
                 except MalformedFrame as exc:
                     self._malformed += 1
-                    logger.warning("link %s <- %s: %s", self.system, self.peer_system, exc)
+                    self._log_refusal(str(exc))
                     continue
-                if len(packet) > self.max_message_size:
-                    verdict = Verdict.OVERSIZED
-                else:
+                verdict = protocol.classify(packet, self.max_message_size)
+                if verdict is Verdict.PACKET:
                     self._received += 1
                     return Delivery(recipient, packet)
             if verdict is Verdict.TEXT:
                 self._text += 1
             else:
                 self._oversized += 1
+            self._log_refusal(f"a {verdict.value} message")
+
+    def _log_refusal(self, what: str) -> None:
+        # A hostile peer must not flood the log: the first few, then one in a thousand.
+        refused = self._text + self._oversized + self._malformed
+        if refused <= _LOGGED_REFUSALS or refused % 1000 == 0:
             logger.warning(
-                "link %s <- %s refused a %s message (%d refused so far)",
+                "link %s <- %s refused %s (%d refused so far)",
                 self.system,
                 self.peer_system,
-                verdict.value,
-                self._text + self._oversized,
+                what,
+                refused,
             )
 
     def _peer_lost(self, reason: trio_websocket.CloseReason | None) -> PeerLost:

@@ -70,6 +70,8 @@ logger = logging.getLogger(__name__)
 
 _BRIDGE = "bridge:"
 _SYSTEM = "system:"
+_LOGGED_REFUSALS = 10
+"""Refused envelopes logged one by one per link; after that, one in a thousand."""
 _SESSION_EXIT_BOUND = 5.0
 """Seconds a session's actors get to end once their connection has closed."""
 
@@ -231,6 +233,7 @@ class _Gate(TransportLink):
         self._link = link
         self._names = names
         self._router = router
+        self._refused = 0
 
     def __repr__(self) -> str:
         return f"<_Gate [{self._names.system!r} <-> {self._names.peer_alias!r}]>"
@@ -311,6 +314,9 @@ class _Gate(TransportLink):
             return self._router.codec.decode(packet)
         except Exception as exc:
             self._router.counters.decode_errors += 1
+            self._refused += 1
+            if self._refused > _LOGGED_REFUSALS and self._refused % 1000:
+                return None
             logger.warning(
                 "system %r dropped an undecodable packet from %r: %s",
                 self._names.system,
@@ -321,6 +327,9 @@ class _Gate(TransportLink):
 
     def _refuse(self, envelope: Envelope, why: str) -> None:
         self._router.counters.hostile += 1
+        self._refused += 1
+        if self._refused > _LOGGED_REFUSALS and self._refused % 1000:
+            return  # a hostile peer must not flood the log: the first few, then one in 1000
         logger.warning(
             "system %r dropped a %s from peer %r (sender %r, recipient %r): %s",
             self._names.system,
