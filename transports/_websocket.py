@@ -439,6 +439,8 @@ async def serve_websocket_link(
     with ``(system, request)`` and spawns that session's actors, named with
     `LinkRequest.scoped` (``s1/assistant``); on the wire they go by their plain names, and they
     are exported to their own client only. The session's actors end when the connection ends.
+    Without a session factory, names are global (unique across the systems, DESIGN 6): a second
+    connection importing names another connection already imports is refused (and logged).
 
     Args:
         system: the actor system (anything with `attach_link`, see `LinkHost`).
