@@ -166,7 +166,8 @@ class EnvelopeCodec:
 
         Raises:
             EncodeError: if the body or a value in it cannot be encoded, the body is not a
-                msgspec Struct, or the result is larger than `max_size`.
+                msgspec Struct, or the result is larger than `max_size` or holds more than
+                `max_items` values.
         """
         body = envelope.body
         kind = self.kind_of(body)
@@ -190,6 +191,15 @@ class EnvelopeCodec:
             raise EncodeError(
                 f"{kind} message of {len(data)} bytes exceeds max_size {self.max_size}"
             )
+        if len(data) > self.max_items:
+            # What a receiver with the same bound would refuse fails here, at the sender, with
+            # an error it can act on (Rule 3).
+            try:
+                check_shape(data, max_items=self.max_items, max_depth=MAX_DEPTH)
+            except DecodeError as exc:
+                raise EncodeError(
+                    f"{kind} message: {exc.reason}; split it, or raise max_message_items"
+                ) from None
         return data
 
     def decode(self, data: bytes | bytearray | memoryview) -> Envelope:

@@ -25,12 +25,14 @@ from actors import (
     ActorSpec,
     ActorSystem,
     DecodeError,
+    EncodeError,
     Envelope,
     EnvelopeCodec,
     JobError,
     JobRequest,
     JobStatus,
     job,
+    open_actor_system,
 )
 from actors._wire.envelope import (
     AgentActivation,
@@ -360,6 +362,17 @@ async def test_a_packet_that_would_decode_into_millions_of_objects_is_refused_fa
             await trio.testing.wait_all_tasks_blocked()
         assert home.statistics().decode_errors == 3
         await probe(home)
+        # A sender is told at once, with an error it can act on; the bound is configurable.
+        with pytest.raises(EncodeError, match=r"too many values .*raise max_message_items$"):
+            async with home.job("w", payload=list(range(100_001))):
+                pass
+    async with open_actor_system(
+        "roomy", transport=strict_transport, max_message_items=200_000
+    ) as roomy:
+        await roomy.spawn(Echo("big"))
+        async with roomy.job("big", payload=list(range(100_001))) as j:
+            pass
+        assert len(j.response) == 100_001
 
 
 # --- item 9 ------------------------------------------------------------------------------------
