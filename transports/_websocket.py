@@ -524,6 +524,7 @@ async def serve_websocket_link(
         port,
         ssl_context,
         max_message_size=max_message_size * _HARD_LIMIT_FACTOR + 0x10000,
+        connect_timeout=HANDSHAKE_TIMEOUT,
         disconnect_timeout=CLOSE_GRACE,
         task_status=task_status,
     )
@@ -538,6 +539,10 @@ async def _authenticate(authenticate: Authenticate, request: LinkRequest) -> tup
             verdict = await verdict
     except AuthenticationFailed as exc:
         return exc.status, exc.reason
+    except Exception:
+        # A failing hook refuses the client (and is logged); it never lets one in.
+        logger.exception("link server: the authenticate hook failed for %s", request.remote_address)
+        return 500, "authentication failed"
     return None if verdict else (401, "unauthorized")
 
 

@@ -296,12 +296,12 @@ async def test_text_oversized_and_malformed_frames_are_counted_and_skipped(
             assert (statistics.malformed_refused, statistics.received) == (1, 1)
 
 
-@pytest.mark.parametrize(("verdict", "status"), [(False, 401), ("raise", 403)])
+@pytest.mark.parametrize(("verdict", "status"), [(False, 401), ("raise", 403), ("crash", 500)])
 async def test_authentication_refuses_before_any_packet_is_read(
     nursery: trio.Nursery, verdict: object, status: int
 ) -> None:
-    """A client the hook refuses gets 401 (False) or the raised status, and the system never
-    sees a link; the hook saw the path, headers and address."""
+    """A client the hook refuses gets 401 (False), the raised status, or 500 when the hook
+    itself fails; the system never sees a link; the hook saw the path, headers and address."""
     seen: list[LinkRequest] = []
 
     async def authenticate(request: LinkRequest) -> bool:
@@ -310,6 +310,8 @@ async def test_authentication_refuses_before_any_packet_is_read(
             return True
         if verdict == "raise":
             raise AuthenticationFailed("wrong token", status=403)
+        if verdict == "crash":
+            raise RuntimeError("the user database is down")
         return False
 
     host = FakeHost("back")
