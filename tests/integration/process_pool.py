@@ -151,7 +151,9 @@ class Helpers:
         """A transport for an actor system in the test's own process."""
         return RedisTransport(self.url, namespace=self.namespace, heartbeat=HEARTBEAT)
 
-    async def start(self, name: str, script: str, *args: str, ready: bool = True) -> HelperProcess:
+    async def start(
+        self, name: str, script: str, *args: str, ready: bool = True, heartbeat: float = HEARTBEAT
+    ) -> HelperProcess:
         """Start `python <script> --redis-url ... --namespace ... --system name <args>`.
 
         Waits for its `ready` line unless `ready` is False.
@@ -160,7 +162,7 @@ class Helpers:
         with stderr_path.open("wb") as stderr:
             command = [sys.executable, str(HERE / script), "--redis-url", self.url]
             command += ["--namespace", self.namespace, "--system", name]
-            command += ["--heartbeat", str(HEARTBEAT), *args]
+            command += ["--heartbeat", str(heartbeat), *args]
             process = await trio.lowlevel.open_process(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -182,11 +184,12 @@ class Helpers:
         ledger: Path | None = None,
         retry_for: float = 0.0,
         ready: bool = True,
+        heartbeat: float = HEARTBEAT,
     ) -> HelperProcess:
         """Start a worker process (`worker_process.py`) holding `actors`."""
         args = [arg for actor in actors for arg in ("--actor", actor)]
         args += ["--ledger", str(ledger or self.ledger_path), "--retry-for", str(retry_for)]
-        return await self.start(name, "worker_process.py", *args, ready=ready)
+        return await self.start(name, "worker_process.py", *args, ready=ready, heartbeat=heartbeat)
 
     async def start_workers(self, *specs: tuple[str, str]) -> list[HelperProcess]:
         """Start several one-actor worker processes at once: `(system, actor)` each."""

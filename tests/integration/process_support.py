@@ -19,7 +19,8 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Final
 
@@ -138,8 +139,16 @@ def exit_on_leaks(problems: list[str]) -> None:
         sys.exit(LEAK_EXIT)
 
 
-async def wait_for_stop_signal() -> None:
-    """Return on SIGTERM or SIGINT: how a launcher or a test asks a helper to end cleanly."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            return
+def stop_signals() -> AbstractContextManager[AsyncIterator[int]]:
+    """SIGTERM and SIGINT, caught from now on: how a test asks a helper to end cleanly.
+
+    Open it before printing `ready`, so that a stop request sent at once is never missed
+    (without it, SIGTERM would kill the process instead).
+    """
+    return trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
+
+
+async def first_signal(signals: AsyncIterator[int]) -> None:
+    """Return when the first of `signals` arrives."""
+    async for _ in signals:
+        return

@@ -20,13 +20,18 @@ import trio
 from actors import (
     Actor,
     ActorSystem,
+    Envelope,
+    EnvelopeCodec,
     JobError,
     JobRequest,
     JobStatus,
+    JobTimeout,
     NameTaken,
     job,
     open_actor_system,
 )
+from actors._wire.envelope import JobRequestMessage, JobResponseMessage
+from transports import Delivery
 from transports._redis_connection import open_redis_connection
 
 from process_pool import HEARTBEAT, HelperProcess, Helpers
@@ -51,6 +56,11 @@ async def wait_until(predicate: Any, *, bound: float = 10.0) -> None:
 async def started(helpers: Helpers, *job_ids: str) -> None:
     """Wait until every job id has a `start` line in the ledger: the worker is running it."""
     await wait_until(lambda: all(starts(helpers.ledger())[job_id] for job_id in job_ids))
+
+
+def cancelled(helpers: Helpers) -> set[str]:
+    """The job ids whose handlers the ledger shows cancelled."""
+    return {entry.job_id for entry in helpers.ledger() if entry.event == "cancelled"}
 
 
 async def stop_cleanly(*processes: HelperProcess) -> None:
@@ -237,6 +247,60 @@ async def test_jobs_between_processes_over_a_redis_cluster(cluster_helpers: Help
         await stop_cleanly(wp1, wp2)
 
 
+async def test_requester_cancellation_and_deadline_reach_the_remote_handler(
+    helpers: Helpers,
+) -> None:
+    """Leaving the requester's cancel scope, and a job's `timeout=`, cancel the handler
+    running in the worker process (its ledger shows the cancellation)."""
+    with trio.fail_after(BOUND):
+        worker = await helpers.start_worker("wp1", "w1")
+        async with open_actor_system("front", transport=helpers.transport()) as front:
+            job_ids = []
+            with trio.move_on_after(1.0) as scope:
+                async with front.job("w1", name="sleep", payload=FOREVER) as handle:
+                    job_ids.append(handle.job_id)
+                    await started(helpers, handle.job_id)
+                    scope.cancel()
+            assert scope.cancelled_caught
+            with pytest.raises(JobTimeout) as caught:
+                async with front.job("w1", name="sleep", payload=FOREVER, timeout=1.0):
+                    pass
+            job_ids.append(caught.value.job_id)
+            await wait_until(lambda: set(job_ids) <= cancelled(helpers))
+        await stop_cleanly(worker)
+        assert worker.statistics().jobs_held == 0
+
+
+async def test_request_arriving_expired_is_answered_without_running(helpers: Helpers) -> None:
+    """A request whose deadline budget is spent when it reaches the worker process is answered
+    CANCELLED at once: its handler never runs."""
+    with trio.fail_after(BOUND):
+        worker = await helpers.start_worker("wp1", "w1")
+        codec = EnvelopeCodec()
+        async with helpers.transport().connect("raw") as raw:
+            await raw.claim("asker")
+            request = Envelope(
+                id="expired-1",
+                sender="asker",
+                recipient="w1",
+                body=JobRequestMessage(name="sleep", payload=0.0),
+                job_id="expired-job",
+                deadline=0.0,
+            )
+            await raw.send("w1", codec.encode(request))
+            while True:
+                item = await raw.receive()
+                if isinstance(item, Delivery) and item.recipient == "asker":
+                    break
+            await raw.ack(item)
+        assert isinstance(item.packet, bytes)
+        answer = codec.decode(item.packet)
+        assert isinstance(answer.body, JobResponseMessage)
+        assert (answer.job_id, answer.body.status) == ("expired-job", JobStatus.CANCELLED)
+        await stop_cleanly(worker)
+    assert "expired-job" not in starts(helpers.ledger())
+
+
 async def test_dead_requester_has_its_remote_jobs_cancelled(helpers: Helpers) -> None:
     """A requester process that dies (`kill -9`) has the jobs it held on other processes
     cancelled once its node's heartbeat lapses: the worker's handler sees the cancellation."""
@@ -341,8 +405,7 @@ async def test_redis_restart_without_persistence_fails_in_flight_jobs(
             assert elapsed < PROMPT, elapsed
         await stop_cleanly(wp1, wp2)
         # The workers' handlers were cancelled too: their requester's system was reported lost.
-        cancelled = {entry.job_id for entry in helpers.ledger() if entry.event == "cancelled"}
-        assert cancelled == set(held)
+        assert cancelled(helpers) == set(held)
 
 
 class Sleeper(Actor):

@@ -36,9 +36,10 @@ from process_support import (
     READY,
     Ledger,
     exit_on_leaks,
+    first_signal,
     leaks,
     open_sockets,
-    wait_for_stop_signal,
+    stop_signals,
 )
 
 
@@ -128,26 +129,28 @@ async def serve(options: Options) -> int:
     ledger = Ledger(options.ledger, options.system)
     deadline = trio.current_time() + options.retry_for
     try:
-        while True:
-            try:
-                async with open_actor_system(options.system, transport=transport) as system:
-                    try:
-                        await spawn_workers(system, options, ledger)
-                    except NameTaken as exc:
-                        print(f"name-taken {exc.name} {exc.owner}", flush=True)
-                        system.end("name taken")
+        with stop_signals() as signals:
+            while True:
+                try:
+                    async with open_actor_system(options.system, transport=transport) as system:
+                        try:
+                            await spawn_workers(system, options, ledger)
+                        except NameTaken as exc:
+                            print(f"name-taken {exc.name} {exc.owner}", flush=True)
+                            system.end("name taken")
+                            await system.wait()
+                            return NAME_TAKEN_EXIT
+                        print(f"{READY} {options.system}", flush=True)
+                        await first_signal(signals)
+                        system.end("stopped", grace=1.0)
                         await system.wait()
-                        return NAME_TAKEN_EXIT
-                    print(f"{READY} {options.system}", flush=True)
-                    await wait_for_stop_signal()
-                    system.end("stopped", grace=1.0)
-                    await system.wait()
-                    statistics = system.statistics()
-                break
-            except SystemNameTaken:
-                if trio.current_time() >= deadline:
-                    raise
-                await trio.sleep(options.heartbeat / 4)
+                        statistics = system.statistics()
+                    break
+                except SystemNameTaken:
+                    # The predecessor's heartbeat has not expired yet.
+                    if trio.current_time() >= deadline:
+                        raise
+                    await trio.sleep(options.heartbeat / 4)
     finally:
         ledger.close()
     print("stats " + json.dumps(attrs.asdict(statistics)), flush=True)
