@@ -15,6 +15,7 @@ an actor finishes or its system is lost. Three ways to follow them:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -70,6 +71,7 @@ class Registry:
     _restarting: set[str] = attrs.field(factory=set)
     _abandoned: dict[str, str] = attrs.field(factory=dict)
     _changed: trio.Event = attrs.field(factory=trio.Event)
+    _per_system: Counter[str] = attrs.field(factory=Counter)
     version: int = 0
     """Incremented on every change."""
 
@@ -103,6 +105,9 @@ class Registry:
         """
         old = self._agents.get(info.name)
         self._agents[info.name] = info
+        if old is not None:
+            self._forget_one(old.system)
+        self._per_system[info.system] += 1
         self._restarting.discard(info.name)
         # The name lives again: a note left for waiters of its previous holder is stale.
         self._abandoned.pop(info.name, None)
@@ -120,8 +125,20 @@ class Registry:
         if info is None or (system is not None and info.system != system):
             return None
         del self._agents[name]
+        self._forget_one(info.system)
         self._bump()
         return info
+
+    def count_on(self, system: str) -> int:
+        """How many entries live on `system` (O(1), unlike `on_system`)."""
+        return self._per_system.get(system, 0)
+
+    def _forget_one(self, system: str) -> None:
+        left = self._per_system[system] - 1
+        if left:
+            self._per_system[system] = left
+        else:
+            del self._per_system[system]
 
     def set_active(self, name: str, active: bool) -> None:
         """Record that `name` became active or inactive."""

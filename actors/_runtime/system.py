@@ -538,7 +538,22 @@ class ActorSystem(JobRequesterAPI):
         if registry_news and not self._from_authority(peer, body):
             return
         if isinstance(body, AgentReady):
-            self.registry.add(body.info)
+            info = body.info
+            if info.name not in self.registry and (
+                self.registry.count_on(peer) >= MAX_ACTORS_PER_PEER
+            ):
+                # Bounded per peer (issue 8, item 12): a peer cannot fill our memory by
+                # announcing actors without end.
+                self._router.counters.hostile += 1
+                logger.warning(
+                    "system %r ignored actor %r announced by %r: it already announced %d",
+                    self._name,
+                    info.name,
+                    peer,
+                    MAX_ACTORS_PER_PEER,
+                )
+                return
+            self.registry.add(info)
         elif isinstance(body, AgentGone):
             if self.registry.remove(body.name, system=body.system) is not None:
                 self._on_agent_gone(body.name, crashed=body.crashed, restarting=body.restarting)
@@ -759,6 +774,9 @@ class ActorSystem(JobRequesterAPI):
                 self._job_parties.discard(actor)
         return parties
 
+
+MAX_ACTORS_PER_PEER = 100_000
+"""Most actors one peer system may have in our registry; what it announces beyond is ignored."""
 
 _QUERY_INTERVAL = 1.0
 """Seconds between two answers to one peer's registry queries."""

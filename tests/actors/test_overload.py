@@ -28,7 +28,8 @@ from actors import (
     JobStatus,
     job,
 )
-from actors._wire.envelope import AgentReady, JobCancel, RegistryQuery
+from actors._runtime import system as system_module
+from actors._wire.envelope import AgentGone, AgentInfo, AgentReady, JobCancel, RegistryQuery
 from actors.testing import open_test_system, wait_ready
 from transports import Delivery, MemoryTransport
 
@@ -466,3 +467,39 @@ async def probe_job(system: ActorSystem) -> None:
         async with system.job("probe", name="ok", payload="probe") as j:
             pass
     assert j.response == "probe"
+
+
+async def test_a_peer_cannot_announce_actors_without_end(
+    autojump_clock: MockClock, strict_transport: MemoryTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry holds at most `MAX_ACTORS_PER_PEER` actors of one peer system; what it
+    announces beyond is ignored and counted, until some of its actors are gone again."""
+    monkeypatch.setattr(system_module, "MAX_ACTORS_PER_PEER", 10)
+    async with open_test_system("home", transport=strict_transport) as home:
+        await home.spawn(Workers("w"))
+        async with strict_transport.connect("evil") as evil:
+            for n in range(20):
+                info = AgentInfo(name=f"fake{n}", system="evil", incarnation="1")
+                envelope = Envelope(
+                    id=f"r{n}", sender="evil", recipient=None, body=AgentReady(info=info)
+                )
+                await evil.broadcast(CODEC.encode(envelope))
+            await trio.testing.wait_all_tasks_blocked()
+            assert home.registry.count_on("evil") == 10
+            assert home.statistics().hostile == 10
+            gone = Envelope(
+                id="g", sender="evil", recipient=None, body=AgentGone(name="fake0", system="evil")
+            )
+            await evil.broadcast(CODEC.encode(gone))
+            again = Envelope(
+                id="r-again",
+                sender="evil",
+                recipient=None,
+                body=AgentReady(info=AgentInfo(name="fake19", system="evil", incarnation="1")),
+            )
+            await evil.broadcast(CODEC.encode(again))
+            await trio.testing.wait_all_tasks_blocked()
+            assert "fake19" in home.registry and "fake0" not in home.registry
+        await trio.testing.wait_all_tasks_blocked()
+        assert home.registry.count_on("evil") == 0
+        await probe_job(home)
