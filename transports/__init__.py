@@ -18,12 +18,12 @@ from ._memory import MemoryTransport as MemoryTransport
 from ._redis import RedisTransport as RedisTransport
 from ._redis_link import RedisLinkStatistics as RedisLinkStatistics
 from ._websocket import LinkHost as LinkHost
-from ._websocket import LinkRequest as LinkRequest
-from ._websocket import WebSocketLink as WebSocketLink
 from ._websocket import WebSocketLinkClient as WebSocketLinkClient
-from ._websocket import WebSocketLinkStatistics as WebSocketLinkStatistics
 from ._websocket import open_websocket_link as open_websocket_link
 from ._websocket import serve_websocket_link as serve_websocket_link
+from ._websocket_link import LinkRequest as LinkRequest
+from ._websocket_link import WebSocketLink as WebSocketLink
+from ._websocket_link import WebSocketLinkStatistics as WebSocketLinkStatistics
 from ._websocket_protocol import AuthenticationFailed as AuthenticationFailed
 from ._websocket_protocol import BadHello as BadHello
 from ._websocket_protocol import LinkHandshakeError as LinkHandshakeError
