@@ -3,9 +3,9 @@
 Theory of operation
 -------------------
 A `WebSocketLink` (`_websocket_link`) is one open WebSocket between two actor systems, after
-both hellos were exchanged (see `_websocket_protocol`). It carries opaque `bytes` packets, each with a small
-header naming its recipient; it holds no names (the actor systems keep theirs) and knows the
-names its peer exports from the peer's hello.
+both hellos were exchanged (see `_websocket_protocol`). It carries opaque `bytes` packets,
+each with a small header naming its recipient; it holds no names (the actor systems keep
+theirs) and knows the names its peer exports from the peer's hello.
 
 `serve_websocket_link` and `open_websocket_link` own the connections. For each one they
 
