@@ -4,8 +4,8 @@ Two actor systems on one strict `MemoryTransport` (so half the traffic crosses s
 bytes), six workers, four requester actors plus both systems as requesters. Jobs mix `job()`,
 `job_group()` and fire-and-forget `request_job` / `request_job_group` with hooks; they end by
 completing, by a handler error, by the requester cancelling (`cancel_job`, or leaving the block
-with an exception), by their timeout, and by their worker stopping (a chaos task ends workers
-and starts them again). Time is virtual (autojump clock).
+with an exception), by their timeout, and by their worker stopping or crashing (a chaos task
+ends or crashes workers and starts them again). Time is virtual (autojump clock).
 
 Checked: every requester got exactly one outcome per member of every job (and fire-and-forget
 jobs exactly one `on_job_completed`); afterwards no job is requested or held anywhere, nothing
@@ -20,12 +20,14 @@ from collections import Counter
 from typing import Any
 
 import attrs
+import msgspec
 import trio
 from trio.testing import MockClock
 
 from actors import (
     Actor,
     ActorSystem,
+    Envelope,
     JobError,
     JobRequest,
     JobResponse,
@@ -47,8 +49,18 @@ class Abandon(Exception):
     """Raised inside a job block: the requester gives up on the job."""
 
 
+class Crash(msgspec.Struct, frozen=True):
+    """Makes a `StormWorker` crash."""
+
+
 class StormWorker(Actor):
-    """Sends `updates` updates, sleeps `delay`, then answers or (if `fail`) raises."""
+    """Sends `updates` updates, sleeps `delay`, then answers or (if `fail`) raises; crashes
+    on a `Crash` message."""
+
+    async def on_message(self, envelope: Envelope) -> None:
+        if isinstance(envelope.body, Crash):
+            raise RuntimeError("storm crash")
+        await super().on_message(envelope)
 
     @job
     async def work(self, request: JobRequest[Any]) -> Any:
@@ -185,8 +197,11 @@ async def run_job(requester: Actor | ActorSystem, plan: dict[str, Any], tally: T
         tally.unexpected.append(error)
 
 
-async def chaos(systems: dict[str, ActorSystem], workers: list[str], rng: random.Random) -> None:
-    """Every few seconds end a worker at once and start a new one of that name soon after."""
+async def chaos(
+    systems: dict[str, ActorSystem], workers: list[str], crasher: Actor, rng: random.Random
+) -> None:
+    """Every few seconds end a worker at once, or crash it, and start a new one of that name
+    soon after."""
     while True:
         await trio.sleep(rng.uniform(2, 5))
         name = rng.choice(workers)
@@ -194,6 +209,9 @@ async def chaos(systems: dict[str, ActorSystem], workers: list[str], rng: random
         actor = system.actors.get(name)
         if actor is None:
             continue
+        if rng.random() < 0.5:
+            await crasher.send_message(name, Crash(), urgent=True)
+            await trio.sleep(0.1)
         await actor.end(grace=0)
         await trio.sleep(rng.uniform(0.1, 1.0))
         await system.spawn(StormWorker(name))
@@ -242,7 +260,9 @@ async def test_job_storm_every_outcome_once_and_nothing_left(autojump_clock: Moc
         await wait_ready(b, *workers)
         plans = plan_jobs(rng, workers, len(requesters))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(chaos, systems, workers, random.Random(SEED + 1))
+            crasher = requesters[2]
+            assert isinstance(crasher, Actor)
+            nursery.start_soon(chaos, systems, workers, crasher, random.Random(SEED + 1))
             async with trio.open_nursery() as jobs:
                 for plan in plans:
                     jobs.start_soon(run_job, requesters[plan["requester"]], plan, tally)
@@ -306,5 +326,6 @@ async def test_job_storm_every_outcome_once_and_nothing_left(autojump_clock: Moc
         "CANCELLED by timeout",
         "CANCELLED by the requester",
         "CANCELLED by the worker stopping",
+        "FAILED",
     ):
         assert tally.endings[name] > 0, name
