@@ -65,6 +65,24 @@ def redis_transport(options: argparse.Namespace) -> RedisTransport:
     )
 
 
+async def require_redis(options: argparse.Namespace) -> None:
+    """Exit with a clear message if nothing listens at `--redis-url`.
+
+    The transport itself keeps retrying an unreachable server (it is built to ride out Redis
+    restarts), so without this check a wrong URL would look like a hang.
+    """
+    address = redis_transport(options).address
+    try:
+        with trio.fail_after(3):
+            stream = await trio.open_tcp_stream(address.host, address.port)
+    except (OSError, trio.TooSlowError):
+        raise SystemExit(
+            f"no Redis server answers at {options.redis_url}: start one "
+            "(redis-server --appendonly yes) or pass --redis-url"
+        ) from None
+    await stream.aclose()
+
+
 async def run_agent(agent: Actor, options: argparse.Namespace) -> None:
     """Run one agent in an actor system of its own until SIGTERM or SIGINT, then end it.
 

@@ -11,7 +11,7 @@ from functools import partial
 
 import trio
 
-from .._launcher import AgentCommand, redis_options, run_agent_processes
+from .._launcher import AgentCommand, redis_options, require_redis, run_agent_processes
 from .debater import ROLES, parse_args
 from .moderator import run_debate
 
@@ -19,6 +19,7 @@ from .moderator import run_debate
 async def launch(argv: list[str]) -> None:
     """Start the debater processes, run the debate, stop them."""
     options = parse_args(__doc__ or "", argv)
+    await require_redis(options)
     agents = [
         AgentCommand(
             role, "examples.redis_debate.debater", (*redis_options(options), "--role", role)

@@ -12,7 +12,7 @@ from functools import partial
 
 import trio
 
-from .._launcher import AgentCommand, redis_options, run_agent_processes
+from .._launcher import AgentCommand, redis_options, require_redis, run_agent_processes
 from .common import parse_args
 from .main import run_conversation
 
@@ -20,6 +20,7 @@ from .main import run_conversation
 async def launch(argv: list[str]) -> None:
     """Start the agent processes, hold the conversation, stop them."""
     options = parse_args(__doc__ or "", argv)
+    await require_redis(options)
     argv_out = tuple(redis_options(options))
     agents = [
         AgentCommand(name, f"examples.redis_handoff.{name}", argv_out)

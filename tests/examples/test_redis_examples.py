@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,26 @@ async def test_redis_debate_streams_from_every_debater_process(
     assert [line.split(":")[0] for line in synthesis[:3]] == ["ADVOCATE", "CRITIC", "ANALYST"]
     assert "testing lets small teams" in synthesis[0]
     assert lines[-1] == "all processes ended"
+
+
+async def test_launcher_says_when_redis_is_unreachable() -> None:
+    """A wrong `--redis-url` ends the launcher at once with a message, not a silent wait."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with trio.fail_after(RUN_BOUND):
+        result = await trio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "examples.redis_handoff",
+                "--redis-url",
+                f"redis://127.0.0.1:{port}",
+            ],
+            cwd=REPOSITORY,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"no Redis server answers at redis://127.0.0.1:{port}" in result.stderr.decode()
