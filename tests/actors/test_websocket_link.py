@@ -548,3 +548,44 @@ async def test_link_lost_notice_reaches_the_system(nursery: trio.Nursery) -> Non
                 await wait_ready(back, "voice")
         with trio.fail_after(5):
             await _eventually(lambda: "voice" not in back.registry)
+
+
+class Watcher(Actor):
+    """Watches the remote assistant; records each `on_agent_ready` for it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.seen: list[tuple[str, str]] = []
+        self.ready_again = trio.Event()
+
+    async def on_ready(self) -> None:
+        await super().on_ready()
+        await self.watch_agent("assistant")
+
+    async def on_agent_ready(self, info: Any) -> None:
+        await super().on_agent_ready(info)
+        if info.name == "assistant":
+            self.seen.append((info.name, info.system))
+            if len(self.seen) == 2:
+                self.ready_again.set()
+
+
+async def test_watch_agent_fires_for_an_imported_actor_and_again_after_it_restarts(
+    nursery: trio.Nursery,
+) -> None:
+    """`watch_agent` on the client fires when the server's exported actor is announced, and
+    again when that actor is replaced by a new instance."""
+    async with open_actor_system("back") as back, open_actor_system("front") as front:
+        first = await back.spawn(Worker("assistant"))
+        server = await _serve(nursery, back, exports=["assistant"])
+        watcher = await front.spawn(Watcher("watcher"))
+        async with open_websocket_link(
+            front, f"ws://127.0.0.1:{server.port}/", imports=["assistant"]
+        ):
+            with trio.fail_after(5):
+                await wait_ready(front, "assistant")
+                await _eventually(lambda: bool(watcher.seen))
+                assert watcher.seen == [("assistant", "back")]
+                await first.cancel()
+                await back.spawn(Worker("assistant"))
+                await watcher.ready_again.wait()
