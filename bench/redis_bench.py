@@ -14,7 +14,10 @@ running this file again with `--role`:
   other processes, beside the raw request/reply with 100 in flight to two echo processes. The
   goal is >= 20,000 jobs/s.
 
-Each figure is the median of several runs on the same processes, after a warm-up. Without
+Each figure is the median of several runs on the same processes, after a warm-up. Beside the
+rates, `cpu_microseconds_per_round_trip` gives the CPU time each side used per round trip
+(Linux: read from /proc): this process (requester or raw client), the other processes (workers
+or echoes) and Redis, so that a figure taken on a busy machine can still be read. Without
 `--redis-url`, a redis-server is started on a free port for the run (and stopped at the end).
 
 Usage: ``python bench/redis_bench.py [--quick] [--redis-url URL] [--profile FOLDER]``.
@@ -44,6 +47,7 @@ import trio
 from actors import Actor, JobRequest, job, open_actor_system
 from transports import RedisTransport
 from transports._redis_connection import RedisConnection, open_redis_connection
+from transports._resp import parse_info
 from transports.testing import start_redis_server
 
 IN_FLIGHT: Final = 100
@@ -203,8 +207,11 @@ async def jobs_in_flight(system: Any, workers: list[str], count: int) -> float:
 
 
 @asynccontextmanager
-async def helper_processes(*roles: list[str]) -> AsyncIterator[None]:
-    """Start this file with each argument list, wait until each is ready; end them at exit."""
+async def helper_processes(*roles: list[str]) -> AsyncIterator[list[int]]:
+    """Start this file with each argument list, wait until each is ready; end them at exit.
+
+    Yields the helpers' process ids.
+    """
     processes: list[trio.Process] = []
     try:
         for role in roles:
@@ -221,7 +228,7 @@ async def helper_processes(*roles: list[str]) -> AsyncIterator[None]:
                     if not chunk:
                         raise RuntimeError(f"helper {process.args!r} ended before it was ready")
                     output += chunk
-        yield
+        yield [process.pid for process in processes]
     finally:
         for process in processes:
             if process.returncode is None:
@@ -237,10 +244,63 @@ async def helper_processes(*roles: list[str]) -> AsyncIterator[None]:
                     await process.stdout.aclose()
 
 
-async def median(bench: Callable[[], Awaitable[float]], runs: int) -> float:
-    """The median of `runs` runs of `bench`, after one warm-up run."""
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far; None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def redis_pid(url: str) -> int | None:
+    """The Redis server's process id (INFO server), if it runs on this machine."""
+    async with open_redis_connection(url) as connection:
+        info = parse_info(await connection.execute("INFO", "server"))
+    pid = int(info.get("process_id", "0"))
+    return pid if pid and cpu_seconds(pid) is not None else None
+
+
+class CpuMeter:
+    """CPU time used by this process, the helper processes and Redis during a measurement.
+
+    A wall-clock rate depends on whatever else the machine runs; CPU time per round trip shows
+    where the work is, and what it would cost on a machine of one's own.
+    """
+
+    def __init__(self, helpers: list[int], redis: int | None) -> None:
+        self.helpers = helpers
+        self.redis = redis
+
+    def snapshot(self) -> dict[str, float]:
+        """CPU seconds used so far, per role."""
+        used = {"this_process": time.process_time()}
+        helpers = [cpu_seconds(pid) for pid in self.helpers]
+        if all(seconds is not None for seconds in helpers):
+            used["other_processes"] = sum(seconds for seconds in helpers if seconds is not None)
+        redis = cpu_seconds(self.redis) if self.redis is not None else None
+        if redis is not None:
+            used["redis"] = redis
+        return used
+
+
+async def median(
+    bench: Callable[[], Awaitable[float]], runs: int, count: int, meter: CpuMeter
+) -> tuple[float, dict[str, float]]:
+    """The median rate of `runs` runs of `bench` (after one warm-up run), and the CPU
+    microseconds per round trip each role used over those runs (`count` round trips each)."""
     await bench()
-    return statistics.median([await bench() for _ in range(runs)])
+    before = meter.snapshot()
+    rates = [await bench() for _ in range(runs)]
+    after = meter.snapshot()
+    cpu = {
+        role: round((after[role] - before[role]) / (runs * count) * 1e6, 1)
+        for role in before
+        if role in after
+    }
+    cpu["total"] = round(sum(cpu.values()), 1)
+    return statistics.median(rates), cpu
 
 
 def compare(ours: float, baseline: float) -> dict[str, float]:
@@ -260,27 +320,46 @@ async def measure(url: str, *, quick: bool) -> dict[str, Any]:
     tag = secrets.token_hex(4)
     report: dict[str, Any] = {"python": sys.version.split()[0], "runs": runs}
 
+    redis = await redis_pid(url)
+    cpu: dict[str, dict[str, float]] = {}
+
     raw_streams = [f"bench:{tag}:requests:{index}" for index in (1, 2)]
     async with (
-        helper_processes(*(["--role", "raw-echo", "--redis-url", url, s] for s in raw_streams)),
+        helper_processes(
+            *(["--role", "raw-echo", "--redis-url", url, s] for s in raw_streams)
+        ) as pids,
         open_raw_client(url) as client,
     ):
-        raw_one = await median(lambda: raw_sequential(client, raw_streams[0], sequential), runs)
-        raw_many = await median(lambda: raw_in_flight(client, raw_streams, concurrent), runs)
+        meter = CpuMeter(pids, redis)
+        raw_one, cpu["raw_sequential"] = await median(
+            lambda: raw_sequential(client, raw_streams[0], sequential), runs, sequential, meter
+        )
+        raw_many, cpu["raw_100_in_flight"] = await median(
+            lambda: raw_in_flight(client, raw_streams, concurrent), runs, concurrent, meter
+        )
 
     namespace = f"bench-{tag}"
     workers = ["w1", "w2"]
     roles = (["--role", "worker", "--redis-url", url, namespace, name] for name in workers)
     transport = RedisTransport(url, namespace=namespace)
     async with (
-        helper_processes(*roles),
+        helper_processes(*roles) as pids,
         open_actor_system("requester", transport=transport) as system,
     ):
-        ours_one = await median(lambda: jobs_sequential(system, sequential), runs)
-        ours_many = await median(lambda: jobs_in_flight(system, workers, concurrent), runs)
+        meter = CpuMeter(pids, redis)
+        ours_one, cpu["jobs_sequential"] = await median(
+            lambda: jobs_sequential(system, sequential), runs, sequential, meter
+        )
+        ours_many, cpu["jobs_100_in_flight"] = await median(
+            lambda: jobs_in_flight(system, workers, concurrent), runs, concurrent, meter
+        )
 
     report["job_round_trips_per_s"] = {**compare(ours_one, raw_one), "goal_ratio": 0.7}
     report["jobs_100_in_flight_per_s"] = {**compare(ours_many, raw_many), "goal_ours": 20_000}
+    # this_process: the requester (or raw client); other_processes: the workers (or echoes).
+    report["cpu_microseconds_per_round_trip"] = cpu
+    report["cpus"] = os.cpu_count()
+    report["load_average_1min"] = round(os.getloadavg()[0], 2)
     return report
 
 
