@@ -8,6 +8,7 @@ what it refuses, and pings its peer to find out when it hangs.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import final
 
 import attrs
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_GRACE = 2.0
 """Seconds a closing handshake may take before the connection is closed regardless."""
+
+OUTGOING_QUEUE = 32
+"""Frames a link queues for its writer before senders wait for the socket."""
 
 _LOGGED_REFUSALS = 10
 """Refused messages logged one by one per link; after that, one in a thousand."""
@@ -101,6 +105,8 @@ class WebSocketLink(TransportLink):
         self.max_message_size = max_message_size
         """Largest packet, in bytes, sent or accepted."""
         self._connection = connection
+        self._outgoing_send, self._outgoing = trio.open_memory_channel[bytes](OUTGOING_QUEUE)
+        self._incoming: deque[bytes] = deque()
         self._lost_reason: str | None = None
         self._notice_given = False
         self._closed = trio.Event()
@@ -164,12 +170,44 @@ class WebSocketLink(TransportLink):
         """Send `packet` to the peer as a broadcast."""
         await self._send(protocol.frame_packet(None, _bytes(packet, self)))
 
-    async def _send(self, message: bytes) -> None:
+    async def _send(self, frame: bytes) -> None:
         try:
-            await self._connection.send_message(message)
-        except trio_websocket.ConnectionClosed as exc:
-            raise trio.BrokenResourceError(f"link to {self.peer_system!r} is closed") from exc
+            await self._outgoing_send.send(frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise trio.BrokenResourceError(f"link to {self.peer_system!r} is closed") from None
         self._sent += 1
+
+    async def write_frames(self) -> None:
+        """Send queued frames until the connection ends; run by the link's owner.
+
+        Frames that wait together go in one message (up to `MAX_BATCH_BYTES`), so many jobs in
+        flight cost one write, not one each. The queue is bounded (`OUTGOING_QUEUE`): past
+        it, senders wait for the socket.
+        """
+        carried: bytes | None = None
+        try:
+            while True:
+                frame = carried if carried is not None else await self._outgoing.receive()
+                carried = None
+                batch, size = [frame], len(frame)
+                while size < protocol.MAX_BATCH_BYTES:
+                    try:
+                        following = self._outgoing.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    if size + 4 + len(following) > protocol.MAX_BATCH_BYTES:
+                        carried = following
+                        break
+                    batch.append(following)
+                    size += 4 + len(following)
+                message = batch[0] if len(batch) == 1 else protocol.frame_batch(batch)
+                try:
+                    await self._connection.send_message(message)
+                except trio_websocket.ConnectionClosed:
+                    return
+        finally:
+            # Senders waiting for room learn that the link is gone.
+            self._outgoing.close()
 
     async def receive(self) -> Delivery | PeerLost:
         """The next packet from the peer; once the connection ends, one `PeerLost`.
@@ -182,15 +220,21 @@ class WebSocketLink(TransportLink):
         if self._notice_given:
             raise trio.EndOfChannel
         while True:
-            try:
-                message = await self._connection.get_message()
-            except trio_websocket.ConnectionClosed as exc:
-                return self._peer_lost(exc.reason)
+            if self._incoming:
+                message: str | bytes = self._incoming.popleft()
+            else:
+                try:
+                    message = await self._connection.get_message()
+                except trio_websocket.ConnectionClosed as exc:
+                    return self._peer_lost(exc.reason)
             if isinstance(message, str):
                 verdict = Verdict.TEXT
             else:
                 try:
-                    recipient, _, packet = protocol.parse_frame(message)
+                    frames = protocol.unpack(message)
+                    if len(frames) > 1:
+                        self._incoming.extend(frames[1:])
+                    recipient, _, packet = protocol.parse_frame(frames[0])
                 except MalformedFrame as exc:
                     self._malformed += 1
                     self._log_refusal(str(exc))

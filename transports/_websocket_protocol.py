@@ -262,12 +262,18 @@ class ReconnectBackoff:
 #     kind (1 byte) | name length (2 bytes, big-endian) | name (UTF-8) | packet
 #
 # `kind` is KIND_BROADCAST (no name), KIND_ADDRESSED or KIND_CONTROL. The packet itself is
-# opaque to the link.
+# opaque to the link. Several small frames waiting together may travel in one message of kind
+# KIND_BATCH (no name): each frame follows its 4-byte big-endian length (`frame_batch`).
 
 KIND_BROADCAST: Final = 0
 KIND_ADDRESSED: Final = 1
 KIND_CONTROL: Final = 2
+KIND_BATCH: Final = 3
 _MAX_NAME: Final = 0xFFFF
+
+MAX_BATCH_BYTES: Final = 64 * 1024
+"""Largest message that carries several frames (`frame_batch`): small enough for any peer's
+limit, so a batch is never refused where its frames alone would not be."""
 
 
 class MalformedFrame(TransportError, ValueError):
@@ -319,3 +325,39 @@ def parse_frame(message: bytes) -> tuple[str | None, bool, bytes]:
     if not name:
         raise MalformedFrame("empty recipient name")
     return name, kind == KIND_CONTROL, message[3 + length :]
+
+
+def frame_batch(frames: list[bytes]) -> bytes:
+    """One message carrying several frames, in order (see `MAX_BATCH_BYTES`)."""
+    parts = [bytes((KIND_BATCH, 0, 0))]
+    for frame in frames:
+        parts.append(len(frame).to_bytes(4, "big"))
+        parts.append(frame)
+    return b"".join(parts)
+
+
+def unpack(message: bytes) -> list[bytes]:
+    """The frames a message carries: itself, or the frames of a batch.
+
+    Raises:
+        MalformedFrame: if a batch is empty, truncated, or holds a batch.
+    """
+    if not message or message[0] != KIND_BATCH:
+        return [message]
+    frames: list[bytes] = []
+    offset = 3
+    while offset < len(message):
+        if offset + 4 > len(message):
+            raise MalformedFrame("a batch's frame length runs past the end")
+        length = int.from_bytes(message[offset : offset + 4], "big")
+        offset += 4
+        if offset + length > len(message):
+            raise MalformedFrame("a batch's frame runs past the end")
+        frame = message[offset : offset + length]
+        if frame[:1] == bytes((KIND_BATCH,)):
+            raise MalformedFrame("a batch inside a batch")
+        frames.append(frame)
+        offset += length
+    if not frames:
+        raise MalformedFrame("an empty batch")
+    return frames

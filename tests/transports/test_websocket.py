@@ -85,6 +85,29 @@ def test_malformed_frames_are_refused(message: bytes) -> None:
         protocol.parse_frame(message)
 
 
+def test_batches_round_trip() -> None:
+    """Frames in a batch come out in order; a message that is no batch is its own frame."""
+    frames = [protocol.frame_packet("a", b"1"), protocol.frame_packet(None, b""), b"\x02x"]
+    assert protocol.unpack(protocol.frame_batch(frames)) == frames
+    single = protocol.frame_packet("a", b"1")
+    assert protocol.unpack(single) == [single]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"\x03\x00\x00",
+        b"\x03\x00\x00\x00\x00",
+        b"\x03\x00\x00\x00\x00\x00\x09ab",
+        protocol.frame_batch([protocol.frame_batch([b"\x01\x00\x01a"])]),
+    ],
+)
+def test_malformed_batches_are_refused(message: bytes) -> None:
+    """An empty or truncated batch, or a batch inside a batch, raises MalformedFrame."""
+    with pytest.raises(protocol.MalformedFrame):
+        protocol.unpack(message)
+
+
 def test_classify() -> None:
     """Text and oversized messages are refused; binary ones within the limit pass."""
     assert protocol.classify("x", 10) is protocol.Verdict.TEXT
@@ -289,11 +312,18 @@ async def test_text_oversized_and_malformed_frames_are_counted_and_skipped(
             await raw.send_message(protocol.frame_packet("x", bytes(1001)))
             await raw.send_message(b"\x09")
             await raw.send_message(protocol.frame_packet("x", b"fine"))
+            await raw.send_message(
+                protocol.frame_batch(
+                    [protocol.frame_packet("x", b"one"), protocol.frame_packet(None, b"two")]
+                )
+            )
             delivery = await _next_delivery(link)
             assert (delivery.recipient, delivery.packet) == ("x", b"fine")
+            assert (await _next_delivery(link)).packet == b"one"
+            assert (await _next_delivery(link)).packet == b"two"
             statistics = link.statistics()
             assert (statistics.text_refused, statistics.oversized_refused) == (1, 1)
-            assert (statistics.malformed_refused, statistics.received) == (1, 1)
+            assert (statistics.malformed_refused, statistics.received) == (1, 3)
 
 
 @pytest.mark.parametrize(("verdict", "status"), [(False, 401), ("raise", 403), ("crash", 500)])
