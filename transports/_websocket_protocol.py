@@ -340,10 +340,14 @@ def unpack(message: bytes) -> list[bytes]:
     """The frames a message carries: itself, or the frames of a batch.
 
     Raises:
-        MalformedFrame: if a batch is empty, truncated, or holds a batch.
+        MalformedFrame: if a batch is empty, truncated, too large, or holds a batch.
     """
     if not message or message[0] != KIND_BATCH:
         return [message]
+    if len(message) > MAX_BATCH_BYTES + 16:
+        # Writers never make larger ones; a huge batch of tiny frames would cost far more
+        # memory unpacked than it took on the wire.
+        raise MalformedFrame(f"a batch of {len(message)} bytes exceeds {MAX_BATCH_BYTES}")
     frames: list[bytes] = []
     offset = 3
     while offset < len(message):

@@ -100,10 +100,12 @@ def test_batches_round_trip() -> None:
         b"\x03\x00\x00\x00\x00",
         b"\x03\x00\x00\x00\x00\x00\x09ab",
         protocol.frame_batch([protocol.frame_batch([b"\x01\x00\x01a"])]),
+        protocol.frame_batch([b"\x00\x00\x00"] * 20_000),
     ],
 )
 def test_malformed_batches_are_refused(message: bytes) -> None:
-    """An empty or truncated batch, or a batch inside a batch, raises MalformedFrame."""
+    """An empty, truncated or oversized batch, or a batch inside a batch, raises
+    MalformedFrame."""
     with pytest.raises(protocol.MalformedFrame):
         protocol.unpack(message)
 
