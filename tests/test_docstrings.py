@@ -17,7 +17,14 @@ import griffe
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["actors", "actors.testing", "supervision", "transports", "transports.testing"]
+PACKAGES = [
+    "actors",
+    "actors.testing",
+    "actors.client",
+    "supervision",
+    "transports",
+    "transports.testing",
+]
 OURS = ("actors", "supervision", "transports")
 
 

@@ -18,7 +18,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("actors", "transports", "supervision")
 
-ACTOR_LAYERS = ["_exceptions", "_wire", "_routing", "_jobs", "_bridges", "_runtime", "testing"]
+ACTOR_LAYERS = [
+    "_exceptions",
+    "_wire",
+    "_routing",
+    "_jobs",
+    "_bridges",
+    "_runtime",
+    "testing",
+    "client",
+]
 """Layers of `actors`, bottom first; a module may import its own layer and those below."""
 
 
