@@ -29,8 +29,8 @@ from ._routing.registry import Watch as Watch
 from ._runtime.actor import Actor as Actor
 from ._runtime.finished import Finished as Finished
 from ._runtime.instance import ActorSpec as ActorSpec
+from ._runtime.statistics import SystemStatistics as SystemStatistics
 from ._runtime.system import ActorSystem as ActorSystem
-from ._runtime.system import SystemStatistics as SystemStatistics
 from ._runtime.system import open_actor_system as open_actor_system
 from ._wire.codec import EnvelopeCodec as EnvelopeCodec
 from ._wire.envelope import AgentError as AgentError

@@ -234,7 +234,7 @@ async def _run_instance(
     actor._requester = Requester(system._router, actor.name, actor)
     actor._worker = Worker(system._router, actor, system.name)
     actor._requester.on_busy = actor._worker.on_busy = functools.partial(
-        system._job_parties.add, actor
+        system._peers.job_parties.add, actor
     )
     await system._register_local(actor, mailbox)
     if parent is not None:

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, overload
 
-import attrs
 import msgspec
 import trio
 
@@ -30,7 +29,7 @@ from supervision import Restart, open_supervisor
 from transports import MemoryTransport, PeerLost, Transport, TransportLink
 
 from .._bridges.endpoint import Bridge, serve_bridge
-from .._exceptions import ActorNotFound, ActorStateError
+from .._exceptions import ActorStateError
 from .._jobs.facade import JobRequesterAPI
 from .._jobs.requester import Requester
 from .._routing.inbound import serve_inbound
@@ -41,17 +40,12 @@ from .._wire.codec import EnvelopeCodec
 from .._wire.envelope import (
     REPLY_TYPES,
     Activate,
-    AgentActivation,
     AgentError,
     AgentGone,
     AgentReady,
     Deactivate,
     Envelope,
-    JobRequestMessage,
-    JobResponseMessage,
-    JobStatus,
     RegistryQuery,
-    SystemGone,
     SystemMessage,
 )
 from .actor import Actor
@@ -66,42 +60,12 @@ from .instance import (
 )
 from .links import attach_link
 from .outcome import unwrapped_errors
+from .peers import PeerNews
+from .statistics import SystemStatistics
 
 logger = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Actor)
-
-
-@attrs.frozen
-class SystemStatistics:
-    """Counters of an actor system, for tests and monitoring."""
-
-    local_actors: int
-    """Actors of this system that are registered now."""
-    known_actors: int
-    """Actors in the registry, local and remote."""
-    decode_errors: int
-    """Packets from the transport that could not be decoded (each logged and dropped)."""
-    undeliverable: int
-    """Envelopes that arrived for a name no local actor holds (dropped, or answered FAILED)."""
-    duplicates: int = 0
-    """Redelivered envelopes dropped by message id."""
-    hostile: int = 0
-    """Packets ignored because a peer spoke for actors it does not own or could not be read,
-    and floods dropped past a bound (an actor's backlog, a worker's tombstones)."""
-    dead_letters: int = 0
-    """What was given up on instead of delivered again: job requests reclaimed from a dead
-    system (answered FAILED), messages whose handler raised, poison bridge frames."""
-    jobs_requested: int = 0
-    """Jobs local requesters (actors and the system) have in flight."""
-    jobs_held: int = 0
-    """Jobs local workers hold (running or admitted)."""
-    tombstones: int = 0
-    """Cancels waiting for their request at local workers."""
-    unacknowledged: int = 0
-    """Deliveries from the link handed to actors and not yet acknowledged."""
-    blocked_senders: int = 0
-    """Tasks waiting for room in a full local mailbox (see ``slow_send_warning``)."""
 
 
 class ActorSystem(JobRequesterAPI):
@@ -118,20 +82,23 @@ class ActorSystem(JobRequesterAPI):
         self.registry = Registry()
         """Every live actor this system knows of, local or remote."""
         self._router = Router(name, codec, self.registry)
-        self._router.lost_handler = functools.partial(self.on_undeliverable, reclaimed=False)
         self._requester = Requester(self._router, self._router.address, self)
         self._actors: dict[str, Actor] = {}
+        self._peers = PeerNews(
+            name,
+            self._router,
+            self._requester,
+            self._actors,
+            nursery=lambda: self._nursery,
+            broadcast_locally=self._broadcast_local_nowait,
+        )
+        self._router.lost_handler = functools.partial(self._peers.on_undeliverable, reclaimed=False)
         self._endpoints: dict[str, Endpoint] = {}
         self._roots_announced: set[str] = set()
-        self._job_parties: set[Actor] = set()
-        """Local actors that requested or held jobs since last found idle (see
-        `_parties_with_jobs`); each adds itself through its components' `on_busy`."""
         self._root_actors: dict[str, Actor] = {}
         """Live root actors by name, in start order (kept so no walk of every actor is needed)."""
         self._root_listeners: dict[str, Actor] = {}
         """Root actors that override `on_agent_ready`: only they hear of other roots."""
-        self._registry_answer_at = -math.inf
-        self._registry_answer_due = False
         self._root_supervisor: Any = None
         self._spawning = 0
         self._roots_done = trio.Event()
@@ -194,8 +161,7 @@ class ActorSystem(JobRequesterAPI):
             decode_errors=counters.decode_errors,
             undeliverable=counters.undeliverable,
             duplicates=counters.duplicates,
-            hostile=counters.hostile
-            + sum(worker.table.tombstones_refused for worker in workers),
+            hostile=counters.hostile + sum(worker.table.tombstones_refused for worker in workers),
             dead_letters=counters.dead_letters,
             jobs_requested=sum(len(requester.jobs) for requester in requesters),
             jobs_held=sum(len(worker.table.held) for worker in workers),
@@ -508,14 +474,14 @@ class ActorSystem(JobRequesterAPI):
         if self._actors.get(name) is not actor:
             return
         del self._actors[name]
-        self._job_parties.discard(actor)
+        self._peers.job_parties.discard(actor)
         self._root_actors.pop(name, None)
         self._root_listeners.pop(name, None)
         self._roots_announced.discard(name)
         endpoint = self._endpoints.pop(name)
         info = self.registry.remove(name, system=self._name)
         restarting = self.registry.restarting(name)
-        self._on_agent_gone(name, crashed=crashed, restarting=restarting)
+        self._peers.on_agent_gone(name, crashed=crashed, restarting=restarting)
         with trio.CancelScope(shield=True):
             await self._router.release(endpoint)
             if info is not None:
@@ -528,258 +494,23 @@ class ActorSystem(JobRequesterAPI):
         if actor._parent is None:
             self._check_roots_done()
 
-    # --- what the inbound path hands over (InboundHandler) ----------------------------------
+    # --- what the inbound path hands over (InboundHandler), kept by `PeerNews` ---------------
 
     def on_broadcast(self, envelope: Envelope) -> None:
-        """A broadcast from a peer arrived (see `actors._routing.inbound`)."""
-        body = envelope.body
-        peer = envelope.sender
-        registry_news = isinstance(body, AgentReady | AgentGone | AgentActivation | SystemGone)
-        if registry_news and not self._from_authority(peer, body):
-            return
-        if isinstance(body, AgentReady):
-            info = body.info
-            if info.name not in self.registry and (
-                self.registry.count_on(peer) >= MAX_ACTORS_PER_PEER
-            ):
-                # Bounded per peer (issue 8, item 12): a peer cannot fill our memory by
-                # announcing actors without end.
-                self._router.counters.hostile += 1
-                logger.warning(
-                    "system %r ignored actor %r announced by %r: it already announced %d",
-                    self._name,
-                    info.name,
-                    peer,
-                    MAX_ACTORS_PER_PEER,
-                )
-                return
-            self.registry.add(info)
-        elif isinstance(body, AgentGone):
-            if self.registry.remove(body.name, system=body.system) is not None:
-                self._on_agent_gone(body.name, crashed=body.crashed, restarting=body.restarting)
-        elif isinstance(body, AgentActivation):
-            self.registry.set_active(body.name, body.active)
-        elif isinstance(body, RegistryQuery):
-            self._answer_registry_query(peer)
-        elif isinstance(body, SystemGone):
-            self._on_peer_lost(body.system, crashed=body.crashed, reason=None)
-        elif isinstance(body, SystemMessage):
-            self._router.counters.hostile += 1
-            logger.warning(
-                "system %r ignored a broadcast %s from %r", self._name, type(body).__name__, peer
-            )
-        else:
-            self._broadcast_local_nowait(envelope)
-
-    def _from_authority(self, peer: str, body: Any) -> bool:
-        """A system is the only authority on its own actors: a peer may speak for its own."""
-        if isinstance(body, AgentReady):
-            owner: str | None = body.info.system
-        elif isinstance(body, AgentGone | SystemGone):
-            owner = body.system
-        else:
-            info = self.registry.get(body.name)
-            owner = info.system if info is not None else peer
-        # A peer announcing a name one of our live actors holds is lying (names are unique
-        # across the transport): accepting it would move our actor's entry to the peer.
-        name = body.info.name if isinstance(body, AgentReady) else getattr(body, "name", None)
-        if owner == peer and owner != self._name and not self._router.is_local(name or ""):
-            return True
-        self._router.counters.hostile += 1
-        logger.warning(
-            "system %r ignored %s from %r about %r: a system speaks only for its own actors",
-            self._name,
-            type(body).__name__,
-            peer,
-            owner,
-        )
-        return False
-
-    def _answer_registry_query(self, peer: str) -> None:
-        """Announce every ready local actor, at most once per `_QUERY_INTERVAL`.
-
-        The answer is a broadcast, so it serves every peer at once: queries that arrive within
-        an interval share one answer at its end (a peer that joined after the last answer
-        still hears of everyone). A flood of queries, whatever sender names it forges, costs
-        one broadcast per interval and no state per peer.
-        """
-        now = trio.current_time()
-        if now >= self._registry_answer_at:
-            self._registry_answer_at = now + _QUERY_INTERVAL
-            self._announce_local_actors()
-        elif not self._registry_answer_due and self._nursery is not None:
-            self._registry_answer_due = True
-            self._nursery.start_soon(self._answer_registry_later)
-
-    async def _answer_registry_later(self) -> None:
-        await trio.sleep_until(self._registry_answer_at)
-        self._registry_answer_due = False
-        self._registry_answer_at = trio.current_time() + _QUERY_INTERVAL
-        self._announce_local_actors()
-
-    def _announce_local_actors(self) -> None:
-        for actor in list(self._actors.values()):
-            if actor._ready:
-                self._router.post_broadcast(
-                    self._router.envelope(self._name, None, AgentReady(info=actor.info))
-                )
+        """A broadcast from a peer arrived (see `PeerNews.on_broadcast`)."""
+        self._peers.on_broadcast(envelope)
 
     def on_peer_lost(self, notice: PeerLost) -> None:
         """The transport says a peer system ended or vanished."""
-        self._on_peer_lost(notice.system, crashed=notice.crashed, reason=notice.reason)
+        self._peers.on_peer_lost(notice)
 
     def on_undeliverable(self, envelope: Envelope, *, reclaimed: bool) -> None:
-        """Answer what arrived for nobody: a job request is answered FAILED, never dropped.
-
-        A request for one of our actors that is between two instances waits for the next one
-        instead (see `hold_for_restart`).
-        """
-        body = envelope.body
-        recipient = envelope.recipient
-        if (
-            isinstance(body, JobRequestMessage)
-            and not reclaimed
-            and recipient is not None
-            and self.registry.restarting(recipient)
-        ):
-            self.hold_for_restart(recipient, [envelope])
-            return
-        self._router.counters.undeliverable += 1
-        if isinstance(body, JobRequestMessage) and envelope.job_id:
-            if reclaimed:
-                self._router.counters.dead_letters += 1
-                logger.warning(
-                    "system %r dead-lettered job %s for %r: its worker's system died holding it",
-                    self._name,
-                    envelope.job_id,
-                    envelope.recipient,
-                )
-            text = (
-                f"worker {envelope.recipient!r} died holding the request"
-                if reclaimed
-                else f"worker {envelope.recipient!r} is gone"
-            )
-            self._router.post(
-                self._router.envelope(
-                    envelope.recipient or self._name,
-                    envelope.sender,
-                    JobResponseMessage(status=JobStatus.FAILED, error=text),
-                    job_id=envelope.job_id,
-                )
-            )
+        """Answer what arrived for nobody (see `PeerNews.on_undeliverable`)."""
+        self._peers.on_undeliverable(envelope, reclaimed=reclaimed)
 
     def hold_for_restart(self, name: str, requests: list[Envelope]) -> None:
-        """Keep job requests that actor `name` never started until its next instance is ready.
-
-        They were queued at an instance that ended, or arrived while it ended, and its
-        supervisor may start it again: jobs sent during a restart wait for the new instance
-        within their deadline (DESIGN 5), instead of failing because of when they came. If no
-        new instance comes (the supervisor gave up), each is answered FAILED with the reason.
-        """
-        if self._nursery is None:
-            for envelope in requests:
-                self._answer_failed(envelope, f"worker {name!r} is gone")
-            return
-        self._nursery.start_soon(
-            self._deliver_after_restart,
-            name,
-            requests,
-            trio.current_time(),
-            name=f"requests waiting for {name!r} to restart",
-        )
-
-    async def _deliver_after_restart(
-        self, name: str, requests: list[Envelope], since: float
-    ) -> None:
-        pending = list(requests)
-        while pending:
-            try:
-                await self.registry.wait_ready(name)
-            except ActorNotFound as exc:
-                for envelope in pending:
-                    self._answer_failed(envelope, f"worker {name!r} is gone ({exc.reason})")
-                return
-            envelope = pending[0]
-            if envelope.deadline is not None:
-                # The budget a request carries is relative: the time it waited here is spent.
-                left = max(0.0, envelope.deadline - (trio.current_time() - since))
-                envelope = msgspec.structs.replace(envelope, deadline=left)
-            try:
-                await self._router.send(envelope)
-            except ActorNotFound:
-                if not self.registry.restarting(name):
-                    self._answer_failed(envelope, f"worker {name!r} is gone")
-                    pending.pop(0)
-                continue
-            pending.pop(0)
-
-    def _answer_failed(self, envelope: Envelope, text: str) -> None:
-        self._router.settle(envelope.id)
-        self._router.post(
-            self._router.envelope(
-                envelope.recipient or self._name,
-                envelope.sender,
-                JobResponseMessage(status=JobStatus.FAILED, error=text),
-                job_id=envelope.job_id,
-            )
-        )
-
-    def _on_peer_lost(self, system: str, *, crashed: bool, reason: str | None) -> None:
-        if system == self._name:
-            return
-        for info in self.registry.on_system(system):
-            self.registry.remove(info.name, system=system)
-            self._on_agent_gone(info.name, crashed=crashed)
-        # The lost system was a requester too: work it asked of our actors is orphaned.
-        for actor in self._parties_with_jobs():
-            if actor._worker is not None and actor._worker.busy:
-                actor._worker.requester_gone(f"system:{system}")
-        logger.info(
-            "system %r lost peer %r (crashed: %s%s)",
-            self._name,
-            system,
-            crashed,
-            f", {reason}" if reason else "",
-        )
-
-    def _on_agent_gone(self, name: str, *, crashed: bool, restarting: bool = False) -> None:
-        """An actor (local or remote) is gone: end what local requesters wait on it for,
-        and cancel what it asked of local workers.
-
-        An actor that its supervisor may restart (`restarting`) owes nothing through this
-        notice: the jobs it ran answered for themselves as they were cut off, and the requests
-        it never started wait for its next instance (`hold_for_restart`, on its own system).
-        """
-        if not restarting:
-            self._requester.worker_gone(name, crashed=crashed)
-        for actor in self._parties_with_jobs():
-            requester = actor._requester
-            if requester is not None and requester.jobs and not restarting:
-                requester.worker_gone(name, crashed=crashed)
-            worker = actor._worker
-            if worker is not None and worker.busy:
-                worker.requester_gone(name)
-
-
-    def _parties_with_jobs(self) -> list[Actor]:
-        """Local actors that have requested or hold jobs: only they can be affected when
-        another actor goes. Visiting every actor instead would make ending n actors cost n
-        squared. Actors found idle leave the set."""
-        parties = []
-        for actor in list(self._job_parties):
-            requester, worker = actor._requester, actor._worker
-            if (requester is not None and requester.jobs) or (worker is not None and worker.busy):
-                parties.append(actor)
-            else:
-                self._job_parties.discard(actor)
-        return parties
-
-
-MAX_ACTORS_PER_PEER = 100_000
-"""Most actors one peer system may have in our registry; what it announces beyond is ignored."""
-
-_QUERY_INTERVAL = 1.0
-"""Seconds between two answers to one peer's registry queries."""
+        """Keep requests an ended instance never started for its next instance."""
+        self._peers.hold_for_restart(name, requests)
 
 
 _EXIT_BOUND = 5.0

@@ -28,7 +28,7 @@ from actors import (
     JobStatus,
     job,
 )
-from actors._runtime import system as system_module
+from actors._runtime import peers as system_module
 from actors._wire.envelope import AgentGone, AgentInfo, AgentReady, JobCancel, RegistryQuery
 from actors.testing import open_test_system, wait_ready
 from transports import Delivery, MemoryTransport
