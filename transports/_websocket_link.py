@@ -107,6 +107,9 @@ class WebSocketLink(TransportLink):
         self._connection = connection
         self._outgoing_send, self._outgoing = trio.open_memory_channel[bytes](OUTGOING_QUEUE)
         self._incoming: deque[bytes] = deque()
+        self._queued = 0
+        """Frames handed to the writer and not yet written."""
+        self._write_lock = trio.Lock()
         self._lost_reason: str | None = None
         self._notice_given = False
         self._closed = trio.Event()
@@ -171,18 +174,37 @@ class WebSocketLink(TransportLink):
         await self._send(protocol.frame_packet(None, _bytes(packet, self)))
 
     async def _send(self, frame: bytes) -> None:
+        if self._queued == 0 and not self._write_lock.locked():
+            # Nothing waits to be written: write at once, without a hop through the writer
+            # task (one job at a time pays no extra scheduling round).
+            self._write_lock.acquire_nowait()
+            try:
+                await self._connection.send_message(frame)
+            except trio_websocket.ConnectionClosed as exc:
+                raise trio.BrokenResourceError(f"link to {self.peer_system!r} is closed") from exc
+            finally:
+                self._write_lock.release()
+            self._sent += 1
+            return
+        # Behind what waits already (order is kept): the writer sends it, batched.
+        self._queued += 1
         try:
             await self._outgoing_send.send(frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._queued -= 1
             raise trio.BrokenResourceError(f"link to {self.peer_system!r} is closed") from None
+        except BaseException:
+            self._queued -= 1  # cancelled before it was queued
+            raise
         self._sent += 1
 
     async def write_frames(self) -> None:
         """Send queued frames until the connection ends; run by the link's owner.
 
-        Frames that wait together go in one message (up to `MAX_BATCH_BYTES`), so many jobs in
-        flight cost one write, not one each. The queue is bounded (`OUTGOING_QUEUE`): past
-        it, senders wait for the socket.
+        A frame is written at once by its sender while nothing else waits; behind a write in
+        progress, frames queue for this task, and those that wait together go in one message
+        (up to `MAX_BATCH_BYTES`), so many jobs in flight cost one write, not one each. The
+        queue is bounded (`OUTGOING_QUEUE`): past it, senders wait for the socket.
         """
         carried: bytes | None = None
         try:
@@ -202,9 +224,11 @@ class WebSocketLink(TransportLink):
                     size += 4 + len(following)
                 message = batch[0] if len(batch) == 1 else protocol.frame_batch(batch)
                 try:
-                    await self._connection.send_message(message)
+                    async with self._write_lock:
+                        await self._connection.send_message(message)
                 except trio_websocket.ConnectionClosed:
                     return
+                self._queued -= len(batch)
         finally:
             # Senders waiting for room learn that the link is gone.
             self._outgoing.close()

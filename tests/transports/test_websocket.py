@@ -260,6 +260,36 @@ def raw_client(url: str) -> AbstractAsyncContextManager[trio_websocket.WebSocket
     return _open_client_connection(url, None, [], 10**7)
 
 
+async def test_concurrent_senders_keep_their_order_and_batch(nursery: trio.Nursery) -> None:
+    """Many tasks sending at once (written directly or batched by the writer): each one's
+    packets arrive in its order."""
+    host = FakeHost("back")
+    server = await _serve(nursery, host)
+    with trio.fail_after(10):
+        async with open_websocket_link(
+            FakeHost("front"), f"ws://127.0.0.1:{server.port}/"
+        ) as client:
+            link = await client.wait_connected()
+            server_link = await host.links.receive()
+
+            async def sender(lane: int) -> None:
+                for index in range(100):
+                    await link.send("sink", f"{lane}:{index}".encode())
+
+            async with trio.open_nursery() as senders:
+                for lane in range(10):
+                    senders.start_soon(sender, lane)
+            seen: dict[str, list[int]] = {}
+            for _ in range(1000):
+                packet = (await _next_delivery(server_link)).packet
+                assert isinstance(packet, bytes)
+                name, number = packet.decode().split(":")
+                seen.setdefault(name, []).append(int(number))
+            assert all(indexes == list(range(100)) for indexes in seen.values())
+            assert len(seen) == 10
+            assert link.statistics().sent == 1000
+
+
 async def _raw_hello(
     connection: trio_websocket.WebSocketConnection, *, version: int = protocol.LINK_VERSION
 ) -> None:
