@@ -25,9 +25,10 @@ with backoff and jitter after its link drops, and re-attaches (so the system re-
 
 Backpressure: trio-websocket's reader task hands messages over through a bounded queue
 (`message_queue_size`), so a reader that falls behind stops reading the socket and TCP slows
-the peer. Sends go through the link's bounded queue to its writer task, which puts the small
-frames that wait together into one message (so 100 jobs in flight do not cost 100 writes);
-once the queue is full, senders wait for the socket. Nothing queues without bound.
+the peer. A frame is written by its sender while nothing else waits; behind a write in
+progress, frames go through the link's bounded queue to its writer task, which puts those that
+waited together into one message (so 100 jobs in flight do not cost 100 writes); once the
+queue is full, senders wait for the socket. Nothing queues without bound.
 
 Limits: a text message, or a binary one over `max_message_size`, is refused and counted, and
 the link goes on. A message over four times the limit is not even buffered: trio-websocket
