@@ -463,6 +463,7 @@ class ClientLink:
                     self.peer_system,
                     interval,
                 )
+                socket.abandon(f"no pong within {interval}s")
                 connection.cancel()
                 return
 

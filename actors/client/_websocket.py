@@ -217,6 +217,10 @@ class WebSocket:
         if self._closed is None:
             self._end(code, text)
 
+    def abandon(self, reason: str) -> None:
+        """Give the peer up (it answers no ping): closing then waits for no answer from it."""
+        self._end(protocol.CLOSE_DEAD_PEER, reason)
+
     def _end(self, code: int | None, reason: str | None) -> None:
         if self._closed is None:
             self._closed = ConnectionClosed(code, reason)
