@@ -20,7 +20,8 @@ import trio
 from supervision import Backoff, Restart, RestartIntensity, Strategy
 
 from .._bridges.endpoint import bridge_address
-from .._exceptions import ActorNotFound, ActorStateError, DecodeError
+from .._bridges.inbox import FrameInbox
+from .._exceptions import ActorNotFound, ActorStateError
 from .._jobs.facade import JobRequesterAPI
 from .._jobs.requester import Requester
 from .._jobs.types import job_handlers
@@ -34,7 +35,6 @@ from .._wire.envelope import (
     AgentError,
     AgentInfo,
     AgentReady,
-    BridgeAck,
     BridgeFrame,
     Deactivate,
     Envelope,
@@ -153,10 +153,9 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
         self._finished_event = trio.Event()
         self._watches: list[Watch] = []
         self._seen_ready: dict[str, str] = {}
-        self._current_bridge: str | None = None
         self._incarnation = secrets.token_hex(6)
         self._child_keys: dict[str, str] = {}
-        self._returned_epochs: dict[str, int] = {}
+        self._frames: FrameInbox | None = None
         self._supervisor: Any = None
         self._requester: Requester | None = None
         self._worker: Worker | None = None
@@ -437,7 +436,7 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
             ValueError: if no bridge is given and none can be inferred.
             ActorNotFound: if the bridge is not open.
         """
-        name = bridge or self._current_bridge
+        name = bridge or (self._frames.current if self._frames is not None else None)
         if name is None and self._bridged and len(self._bridged) == 1:
             name = self._bridged[0]
         if name is None:
@@ -590,45 +589,5 @@ class Actor(JobRequesterAPI, JobWorkerAPI):
         }
 
     async def _handle_frame(self, envelope: Envelope) -> None:
-        message: BridgeFrame = envelope.body
-        system = self.system
-        bridge = message.bridge
-        if not self._accepts_frames_from(bridge) or message.epoch <= self._returned_epochs.get(
-            bridge, -1
-        ):
-            self._returned_epochs[bridge] = message.epoch
-            await system._send(
-                self._name, bridge_address(bridge), _frame_ack(message, True), missing_ok=True
-            )
-            return
-        try:
-            frame = system.codec.decode_value(message.frame_type, message.data)
-        except DecodeError as exc:
-            # A frame nobody can read is dropped (counted, logged) and settled, so the bridge
-            # goes on with the next one instead of handing it to the next owner to choke on.
-            system._count_bad_frame()
-            logger.warning(
-                "actor %r (system %r) dropped an undecodable frame on bridge %r: %s",
-                self._name,
-                system.name,
-                bridge,
-                exc,
-            )
-        else:
-            self._current_bridge = bridge
-            try:
-                await self.on_frame(frame, bridge)
-            finally:
-                self._current_bridge = None
-        await system._send(
-            self._name, bridge_address(bridge), _frame_ack(message, False), missing_ok=True
-        )
-
-    def _accepts_frames_from(self, bridge: str) -> bool:
-        if not self._active or self._bridged is None:
-            return False
-        return not self._bridged or bridge in self._bridged
-
-
-def _frame_ack(message: BridgeFrame, returned: bool) -> SystemMessage:
-    return BridgeAck(bridge=message.bridge, seq=message.seq, epoch=message.epoch, returned=returned)
+        assert self._frames is not None
+        await self._frames.take(envelope, active=self._active, on_frame=self.on_frame)

@@ -37,6 +37,7 @@ import trio
 
 from supervision import Action, ChildExit, ChildSpec, Decision, Restart, open_supervisor
 
+from .._bridges.inbox import FrameInbox
 from .._exceptions import ActorStateError, NameTaken
 from .._jobs.requester import Requester
 from .._jobs.types import describe
@@ -233,6 +234,7 @@ async def _run_instance(
     mailbox: Mailbox[Envelope] = Mailbox(actor.mailbox_size)
     actor._requester = Requester(system._router, actor.name, actor)
     actor._worker = Worker(system._router, actor, system.name)
+    actor._frames = FrameInbox(actor.name, system._router, actor.bridged)
     actor._requester.on_busy = actor._worker.on_busy = functools.partial(
         system._peers.job_parties.add, actor
     )
