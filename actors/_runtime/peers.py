@@ -228,14 +228,7 @@ class PeerNews:
                 if reclaimed
                 else f"worker {envelope.recipient!r} is gone"
             )
-            self._router.post(
-                self._router.envelope(
-                    envelope.recipient or self._name,
-                    envelope.sender,
-                    JobResponseMessage(status=JobStatus.FAILED, error=text),
-                    job_id=envelope.job_id,
-                )
-            )
+            self._answer_failed(envelope, text)
 
     def hold_for_restart(self, name: str, requests: list[Envelope]) -> None:
         """Keep job requests that actor `name` never started until its next instance is ready.
@@ -283,6 +276,7 @@ class PeerNews:
             pending.pop(0)
 
     def _answer_failed(self, envelope: Envelope, text: str) -> None:
+        """Answer a job request that will never run FAILED, and settle its delivery."""
         self._router.settle(envelope.id)
         self._router.post(
             self._router.envelope(
