@@ -69,6 +69,7 @@ OUTBOX_LIMIT: Final = 1000
 """Most requests and messages queued for the writer before senders wait."""
 
 _HARD_LIMIT_FACTOR: Final = 4
+_LOGGED_REFUSALS: Final = 10
 _SYSTEM: Final = "system:"
 
 
@@ -332,10 +333,18 @@ class ClientLink:
 
     def _refuse(self, why: str) -> None:
         self.refused += 1
-        logger.warning("client %r refused a message from the server: %s", self.system, why)
+        if _worth_logging(self.refused):
+            logger.warning(
+                "client %r refused a message from the server (%d so far): %s",
+                self.system,
+                self.refused,
+                why,
+            )
 
     def _drop(self, envelope: Envelope, why: str) -> None:
         self.hostile += 1
+        if not _worth_logging(self.hostile):
+            return
         logger.warning(
             "client %r dropped a %s from %r: %s",
             self.system,
@@ -479,3 +488,8 @@ class ClientLink:
                 await self._room.wait()
         if self._socket is socket:
             await socket.aclose(protocol.CLOSE_NORMAL, "goodbye")
+
+
+def _worth_logging(count: int) -> bool:
+    """Log the first refusals one by one, then one in a thousand: a flood stays readable."""
+    return count <= _LOGGED_REFUSALS or count % 1000 == 0
