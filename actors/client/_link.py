@@ -25,7 +25,8 @@ actors again, and waiting jobs go on.
 
 Rule 3: bounded traffic. Requests and messages wait for room in the outbox (`OUTBOX_LIMIT`);
 control traffic (cancels, credits) is posted without waiting, so a cancellation can never be
-held up. One writer sends the outbox in order, so a cancel never overtakes its request.
+held up. One writer sends the outbox in order, so a cancel never overtakes its request; frames
+that wait together go in one message (a batch of the link protocol).
 """
 
 from __future__ import annotations
@@ -441,19 +442,37 @@ class ClientLink:
     async def _write(self, socket: WebSocket, connection: anyio.CancelScope) -> None:
         while True:
             while self._outbox and self._socket is socket:
+                frames = self._next_batch()
+                message = frames[0] if len(frames) == 1 else protocol.frame_batch(frames)
                 try:
-                    await socket.send_message(self._outbox[0])
+                    await socket.send_message(message)
                 except ConnectionClosed:
                     connection.cancel()
                     return
-                if self._outbox:
-                    self._outbox.popleft()
-                self.sent += 1
+                for _ in frames:
+                    if self._outbox:
+                        self._outbox.popleft()
+                self.sent += len(frames)
                 if len(self._outbox) < OUTBOX_LIMIT:
                     self._room.set()
                     self._room = anyio.Event()
             self._outbox_changed = anyio.Event()
             await self._outbox_changed.wait()
+
+    def _next_batch(self) -> list[bytes]:
+        """The frames at the head of the outbox that go in the next message.
+
+        Frames waiting together travel in one batch message (the link protocol's
+        `frame_batch`, at most `MAX_BATCH_BYTES`), so many jobs in flight cost one write.
+        """
+        frames: list[bytes] = []
+        size = 3
+        for frame in self._outbox:
+            size += 4 + len(frame)
+            if frames and size > protocol.MAX_BATCH_BYTES:
+                break
+            frames.append(frame)
+        return frames
 
     async def _keep_alive(self, socket: WebSocket, connection: anyio.CancelScope) -> None:
         interval = self._ping_interval

@@ -64,6 +64,13 @@ class FakePeer:
                         return b"".join(bytes(part) for part in parts)  # type: ignore[arg-type]
             await self._events()
 
+    async def send_in_fragments(self, message: bytes) -> None:
+        """Send one binary message as two WebSocket frames."""
+        half = len(message) // 2
+        for part, last in ((message[:half], False), (message[half:], True)):
+            frame = events.BytesMessage(data=part, message_finished=last)
+            await self.stream.send(self.connection.send(frame))
+
     async def answer_close(self) -> None:
         """Wait for the client's goodbye and answer it."""
         while not isinstance(close := await self.receive(), events.CloseConnection):
@@ -110,7 +117,8 @@ def _announcement(codec: EnvelopeCodec, name: str, system: str) -> bytes:
 
 async def test_garbage_from_the_server_is_refused_counted_and_survived() -> None:
     """Text, a malformed frame, an oversized message, an undecodable packet and a forged
-    announcement are each refused; the valid announcement after them is taken."""
+    announcement are each refused; the valid announcements after them are taken (one of them
+    sent in two WebSocket frames)."""
     codec = EnvelopeCodec()
 
     async def misbehave(peer: FakePeer) -> None:
@@ -124,6 +132,7 @@ async def test_garbage_from_the_server_is_refused_counted_and_survived() -> None
         await peer.send(protocol.frame_packet(None, b"not an envelope"))
         await peer.send(_announcement(codec, "alpha", "another-system"))
         await peer.send(_announcement(codec, "alpha", "fake"))
+        await peer.send_in_fragments(_announcement(codec, "beta", "fake"))
         await peer.answer_close()
 
     with anyio.fail_after(10):
@@ -133,6 +142,7 @@ async def test_garbage_from_the_server_is_refused_counted_and_survived() -> None
         ):
             info = await client.wait_ready("alpha")
             assert info.system == "fake"
+            assert (await client.wait_ready("beta")).system == "fake"  # sent in two frames
             stats = client.statistics()
             assert (stats.refused, stats.hostile) == (4, 1)
             assert client.connected

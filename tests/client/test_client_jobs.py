@@ -230,3 +230,22 @@ async def test_a_client_without_the_token_is_refused(worker_server: ServerProces
         async with open_client(worker_server.url):
             pass
     assert caught.value.status == 401
+
+
+async def test_many_jobs_in_flight_from_many_tasks(worker_server: ServerProcess) -> None:
+    """A hundred jobs from a hundred tasks at once each get their own answer."""
+    answers: dict[int, object] = {}
+    async with _connect(worker_server) as client:
+
+        async def one(index: int) -> None:
+            async with client.job(("alpha", "beta", "gamma")[index % 3], payload=index) as job:
+                async for _ in job:
+                    pass
+            answers[index] = job.response["echo"]
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tasks:
+                for index in range(100):
+                    tasks.start_soon(one, index)
+        assert client.statistics().jobs == 0
+    assert answers == {index: index for index in range(100)}
