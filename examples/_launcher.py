@@ -36,6 +36,8 @@ REPOSITORY: Final = Path(__file__).resolve().parent.parent
 """The directory the agent processes run in, so that `examples` is importable."""
 START_BOUND: Final = 30.0
 """Seconds an agent process may take to start and print its ready line."""
+INTERRUPT_GRACE: Final = 3.0
+"""Seconds a launcher's main part may go on after a Ctrl-C before it is cancelled."""
 STOP_BOUND: Final = 10.0
 """Seconds an agent process may take to end after SIGTERM before it is killed."""
 
@@ -87,18 +89,33 @@ async def run_agent(agent: Actor, options: argparse.Namespace) -> None:
     """Run one agent in an actor system of its own until SIGTERM or SIGINT, then end it.
 
     The system is named `<agent>-process`. Prints `ready <name>` once the agent is ready,
-    for the launcher.
+    for the launcher. A signal before that (Redis unreachable, say) cancels the start; one
+    after it ends the system gracefully, and further signals meanwhile are ignored (a Ctrl-C
+    reaches every process of the terminal, and the launcher's SIGTERM may follow it).
     """
-    # Installed before the agent is announced, so that a stop request is never missed.
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    ready = trio.Event()
+    stop = trio.Event()
+
+    async def serve(cancel_scope: trio.CancelScope) -> None:
         system_name = f"{agent.name}-process"
         async with open_actor_system(system_name, transport=redis_transport(options)) as system:
             await system.spawn(agent)
             print(f"{READY} {agent.name}", flush=True)
-            async for _ in signals:
-                break
+            ready.set()
+            await stop.wait()
             system.end("stopped", grace=1.0)
             await system.wait()
+        # Done: stop listening for signals.
+        cancel_scope.cancel()
+
+    # Installed first, so that no stop request is ever missed (nor kills the process).
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve, nursery.cancel_scope)
+            async for _ in signals:
+                if not ready.is_set():
+                    nursery.cancel_scope.cancel()
+                stop.set()
 
 
 @attrs.frozen
@@ -170,16 +187,17 @@ async def _run_agent_process(
         async for line in lines:
             print(f"[{command.name}] {line}", flush=True)
     finally:
-        # Not ended by `run_agent_processes` (an error elsewhere): never leave it behind.
-        if process.returncode is None:
-            process.kill()
+        # Not ended by `run_agent_processes` (an error elsewhere, or Ctrl-C): never leave it
+        # behind, but give it the chance to end cleanly first.
         with trio.CancelScope(shield=True):
-            await process.wait()
+            if process.returncode is None:
+                await _stop(AgentProcess(command.name, process))
             if process.stdout is not None:
                 await process.stdout.aclose()
 
 
 async def _stop(agent: AgentProcess) -> int:
+    """SIGTERM, then SIGKILL if it has not ended within `STOP_BOUND`; its exit status."""
     agent.process.send_signal(signal.SIGTERM)
     with trio.move_on_after(STOP_BOUND):
         return await agent.process.wait()
@@ -218,3 +236,44 @@ async def run_agent_processes(
                 failed.append(f"{agent.name} (status {status})")
         if failed:
             raise AgentProcessFailed("agent processes ended badly: " + ", ".join(failed))
+
+
+@attrs.define
+class Interruption:
+    """Whether a `stop_on_signal` block was interrupted by a signal."""
+
+    signalled: bool = False
+    """True once SIGINT or SIGTERM arrived."""
+
+
+@asynccontextmanager
+async def stop_on_signal(interruption: Interruption) -> AsyncIterator[None]:
+    """Note SIGINT or SIGTERM in `interruption`; cancel the block `INTERRUPT_GRACE` seconds
+    later if it is still running, or at once on a second signal.
+
+    A Ctrl-C reaches every process of the terminal: the agent processes end by themselves, so
+    the launcher's main part usually fails at once (its jobs end FAILED) and the block ends.
+    It is not cancelled right away on purpose: an actor system cancelled from outside while
+    its jobs are in flight over Redis may take long to close (an open issue of the Redis
+    transport); after the grace, the agents have left and no job is in flight any more.
+    """
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def cancel_later() -> None:
+                await trio.sleep(INTERRUPT_GRACE)
+                nursery.cancel_scope.cancel()
+
+            async def watch() -> None:
+                # Every signal is consumed here: one left pending would be raised again as
+                # KeyboardInterrupt when the receiver closes.
+                async for _ in signals:
+                    if interruption.signalled:
+                        nursery.cancel_scope.cancel()
+                    else:
+                        interruption.signalled = True
+                        nursery.start_soon(cancel_later)
+
+            nursery.start_soon(watch)
+            yield
+            nursery.cancel_scope.cancel()

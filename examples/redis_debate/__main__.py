@@ -11,7 +11,14 @@ from functools import partial
 
 import trio
 
-from .._launcher import AgentCommand, redis_options, require_redis, run_agent_processes
+from .._launcher import (
+    AgentCommand,
+    Interruption,
+    redis_options,
+    require_redis,
+    run_agent_processes,
+    stop_on_signal,
+)
 from .debater import ROLES, parse_args
 from .moderator import run_debate
 
@@ -26,13 +33,22 @@ async def launch(argv: list[str]) -> None:
         )
         for role in ROLES
     ]
-    async with run_agent_processes(agents):
-        await run_debate(options)
+    interruption = Interruption()
+    try:
+        async with stop_on_signal(interruption), run_agent_processes(agents):
+            await run_debate(options)
+    except Exception:
+        # Interrupted (Ctrl-C): the agents left, so the main part failed; nothing to report.
+        if not interruption.signalled:
+            raise
+    if interruption.signalled:
+        print("interrupted: all processes ended", flush=True)
+        raise SystemExit(130)
     print("all processes ended", flush=True)
 
 
 def main() -> None:
-    """Run the whole example."""
+    """Run the whole example (Ctrl-C stops every process)."""
     trio.run(partial(launch, sys.argv[1:]))
 
 

@@ -12,7 +12,14 @@ from functools import partial
 
 import trio
 
-from .._launcher import AgentCommand, redis_options, require_redis, run_agent_processes
+from .._launcher import (
+    AgentCommand,
+    Interruption,
+    redis_options,
+    require_redis,
+    run_agent_processes,
+    stop_on_signal,
+)
 from .common import parse_args
 from .main import run_conversation
 
@@ -26,13 +33,22 @@ async def launch(argv: list[str]) -> None:
         AgentCommand(name, f"examples.redis_handoff.{name}", argv_out)
         for name in ("greeter", "support")
     ]
-    async with run_agent_processes(agents):
-        await run_conversation(options)
+    interruption = Interruption()
+    try:
+        async with stop_on_signal(interruption), run_agent_processes(agents):
+            await run_conversation(options)
+    except Exception:
+        # Interrupted (Ctrl-C): the agents left, so the main part failed; nothing to report.
+        if not interruption.signalled:
+            raise
+    if interruption.signalled:
+        print("interrupted: all processes ended", flush=True)
+        raise SystemExit(130)
     print("all processes ended", flush=True)
 
 
 def main() -> None:
-    """Run the whole example."""
+    """Run the whole example (Ctrl-C stops every process)."""
     trio.run(partial(launch, sys.argv[1:]))
 
 
