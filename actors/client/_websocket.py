@@ -229,11 +229,13 @@ class WebSocket:
     # --- bytes ------------------------------------------------------------------------------
 
     async def _write(self, event: events.Event) -> None:
-        try:
-            data = self._connection.send(event)
-        except LocalProtocolError as exc:
-            raise self._closed or ConnectionClosed(None, str(exc)) from None
+        # Frames are made under the lock too, so they reach the stream in the order wsproto
+        # saw them (a close never goes out ahead of a message it followed).
         async with self._send_lock:
+            try:
+                data = self._connection.send(event)
+            except LocalProtocolError as exc:
+                raise self._closed or ConnectionClosed(None, str(exc)) from None
             try:
                 await self._stream.send(data)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
