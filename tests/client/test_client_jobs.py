@@ -249,3 +249,15 @@ async def test_many_jobs_in_flight_from_many_tasks(worker_server: ServerProcess)
                     tasks.start_soon(one, index)
         assert client.statistics().jobs == 0
     assert answers == {index: index for index in range(100)}
+
+
+async def test_an_exception_of_the_block_comes_out_as_itself(worker_server: ServerProcess) -> None:
+    """An exception of the `open_client` block comes out unwrapped (no ExceptionGroup), and
+    so does a cancellation of the block: the client's own tasks add nothing to them."""
+    with pytest.raises(KeyError, match="mine"):
+        async with _connect(worker_server):
+            raise KeyError("mine")
+    with anyio.move_on_after(0.2) as scope:
+        async with _connect(worker_server) as client:
+            await client.wait_ready("nobody")
+    assert scope.cancelled_caught
