@@ -69,7 +69,6 @@ from typing import Final
 
 import trio
 
-from . import _redis_scripts as scripts
 from ._abc import Delivery, PeerLost, Transport, TransportLink
 from ._nursery import open_service_nursery
 from ._redis_connection import open_redis_client
@@ -227,7 +226,15 @@ class RedisTransport(Transport):
                 queue_in.close()
                 if not link._halted:
                     with trio.CancelScope(shield=True), trio.move_on_after(_GOODBYE_GRACE):
-                        await link._flush_acks()
-                        await link._run_script(
-                            scripts.GOODBYE, node, "1" if crashed else "0", reason
-                        )
+                        if client.usable:
+                            await link.goodbye(crashed=crashed, reason=reason)
+                        else:
+                            # Cancelled from outside: the link's client can no longer
+                            # connect, so the goodbye gets a short-lived client of its own.
+                            async with open_redis_client(
+                                self.address,
+                                name=f"trio-actors:{node}:goodbye",
+                                ssl_context=self.ssl_context,
+                                max_backoff=backoff,
+                            ) as spare:
+                                await link.goodbye(crashed=crashed, reason=reason, client=spare)

@@ -349,6 +349,11 @@ class RedisClient:
             while not self._connected():
                 if self._closed:
                     raise trio.ClosedResourceError("redis client is closed")
+                if not self.usable:
+                    # A connection started into a cancelled nursery dies at once: retrying
+                    # would spin (and grow) forever. Whoever needs Redis now (a goodbye
+                    # during cancellation) opens a client of its own.
+                    raise trio.ClosedResourceError("redis client is shutting down")
                 try:
                     self._connection = await self._nursery.start(self._serve_connection)
                     self.connects += 1
@@ -405,11 +410,11 @@ class RedisClient:
             try:
                 replies = await connection.pipeline(commands, blocking=blocking)
             except trio.BrokenResourceError:
-                if not retry:
+                if not retry or not self.usable:
                     raise
                 continue
             except trio.ClosedResourceError:
-                if self._closed or not retry:
+                if self._closed or not retry or not self.usable:
                     raise
                 continue
             if any(isinstance(reply, _NOT_RUN) for reply in replies):
@@ -441,6 +446,11 @@ class RedisClient:
                 [part for command in commands for part in (("ASKING",), command)]
             )
         return replies[1::2]
+
+    @property
+    def usable(self) -> bool:
+        """Whether the client can still (re)connect: not closed, its nursery not cancelled."""
+        return not self._closed and not self._nursery.cancel_scope.cancel_called
 
     def drop(self) -> None:
         """Close the current connection (the next call opens a new one)."""

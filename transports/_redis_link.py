@@ -182,6 +182,20 @@ class RedisLink(TransportLink):
                 raise BrokerError(f"EVALSHA {script.name}", str(reply)) from reply
         return replies
 
+    async def goodbye(
+        self, *, crashed: bool, reason: str, client: RedisClient | None = None
+    ) -> None:
+        """Write the buffered acks and tell the peers this node is leaving.
+
+        Args:
+            client: used instead of the link's own client, which cannot reconnect once the
+                link's nursery was cancelled from outside.
+        """
+        if client is not None:
+            self._client = client
+        await self._flush_acks()
+        await self._run_script(scripts.GOODBYE, self.node, "1" if crashed else "0", reason)
+
     async def _run_script(self, script: scripts.Script, *args: CommandArg) -> object:
         (reply,) = await self._run_scripts([(script, args)])
         return reply

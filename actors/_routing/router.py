@@ -250,6 +250,11 @@ class Router:
                     self._acks.append(ack)
                     self._wake_flusher.set()
                 raise ActorNotFound(recipient, self.registry.names()) from None
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                # The link is closing (the system is being cancelled): nobody is reachable.
+                raise ActorNotFound(
+                    recipient, self.registry.names(), reason="the transport link is closed"
+                ) from None
         except ActorNotFound:
             if not missing_ok:
                 raise

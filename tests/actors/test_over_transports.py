@@ -8,6 +8,7 @@ Real time is involved for Redis: every scenario is bounded with `trio.fail_after
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -209,3 +210,37 @@ async def test_malformed_and_duplicate_packets_are_survived(
             statistics = back.statistics()
             assert statistics.decode_errors == 1
             assert statistics.duplicates == 1
+
+
+class Asker(Actor):
+    """Asks a group of two sleeping workers from inside an actor."""
+
+    async def ask(self) -> None:
+        async with self.job_group("worker1", "worker2", name="sleep", payload=1e6):
+            await trio.sleep_forever()
+
+
+async def test_cancelling_a_requester_system_mid_group_returns_and_says_goodbye(
+    redis_server_factory: RedisServerFactory,
+) -> None:
+    """A requester system cancelled from outside while one of its actors awaits a group on a
+    peer leaves promptly (its Redis client does not spin reconnecting into a cancelled
+    nursery), says goodbye (the peer hears of it long before a 5 s heartbeat could tell),
+    and the peer's handlers are cancelled."""
+    server = await redis_server_factory()
+    transport = RedisTransport(server.url, namespace="cancelled-requester", heartbeat=5.0)
+    with trio.fail_after(BOUND):
+        async with open_actor_system("back", transport=transport) as back:
+            first = await back.spawn(Worker("worker1"))
+            second = await back.spawn(Worker("worker2"))
+            left_at = math.inf
+            with trio.move_on_after(1.0):
+                async with open_actor_system("front", transport=transport) as front:
+                    asker = await front.spawn(Asker("asker"))
+                    await asker.ask()
+            left_at = trio.current_time()
+            await first._require_worker().wait_idle()
+            await second._require_worker().wait_idle()
+            while "asker" in back.registry:  # noqa: ASYNC110 - no event to wait on here
+                await trio.sleep(0.05)
+            assert trio.current_time() - left_at < 4.0
