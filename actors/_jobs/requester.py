@@ -34,7 +34,14 @@ import trio
 
 from .._exceptions import ActorNotFound, ActorStateError
 from .._routing.router import Router
-from .._wire.envelope import Envelope, JobCancel, JobCredit, JobRequestMessage, JobUpdateRequest
+from .._wire.envelope import (
+    Envelope,
+    JobCancel,
+    JobCredit,
+    JobRequestMessage,
+    JobResponseMessage,
+    JobUpdateRequest,
+)
 from .ledger import Decisions, JobLedger
 from .types import JobEvent, JobEventType, JobResponse, JobResult
 
@@ -146,8 +153,7 @@ class Requester:
     ) -> OpenJob:
         """Register a new job (not yet sent)."""
         self.check_open()
-        now = trio.current_time()
-        own = math.inf if timeout is None else now + timeout
+        own = math.inf if timeout is None else trio.current_time() + timeout
         deadline = min(own, trio.current_effective_deadline())
         ledger = JobLedger(
             self.router.next_job_id(), members, cancel_on_error, direct, deadline=deadline
@@ -203,7 +209,9 @@ class Requester:
                 member,
                 body,
                 job_id=ledger.job_id,
-                deadline=ledger.budget(trio.current_time()),
+                deadline=None
+                if ledger.deadline == math.inf
+                else ledger.budget(trio.current_time()),
             )
             try:
                 await self.router.send(envelope, eager=True)
@@ -266,7 +274,10 @@ class Requester:
         job = self.jobs.get(envelope.job_id or "")
         if job is None:
             return
-        decisions = job.ledger.on_reply(envelope.sender, envelope.body, trio.current_time())
+        # The clock matters only for an unrequested CANCELLED (a failure before the deadline).
+        body = envelope.body
+        now = trio.current_time() if type(body) is JobResponseMessage else 0.0
+        decisions = job.ledger.on_reply(envelope.sender, body, now)
         if job.ledger.direct:
             self.apply(job, decisions)
             if decisions.event is not None or decisions.done or decisions.failure is not None:

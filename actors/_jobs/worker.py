@@ -139,7 +139,6 @@ class Worker:
             )
             self.router.settle(envelope.id)
             return None
-        now = trio.current_time()
         budget = envelope.deadline
         refusal = None
         if budget is not None and (math.isnan(budget) or math.isinf(budget)):
@@ -147,7 +146,7 @@ class Worker:
                 status=JobStatus.ERROR, error=f"invalid deadline budget {budget!r}"
             )
             budget = None
-        deadline = None if budget is None else now + max(0.0, budget)
+        deadline = None if budget is None else trio.current_time() + max(0.0, budget)
         request: JobRequest[Any] = JobRequest(
             job_id=job_id,
             name=message.name,
@@ -159,6 +158,8 @@ class Worker:
         held = self.table.hold(request, envelope.id, _Handle(scope))
         if self.on_busy is not None:
             self.on_busy()
+        # Most requests meet no tombstone at all: read the clock only when one may expire.
+        now = trio.current_time() if self.table.tombstones else 0.0
         found, reason = self.table.take_tombstone(job_id, now, sender=envelope.sender)
         if found:
             # The cancel overtook its request in the queue: answer without running.
