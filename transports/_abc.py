@@ -56,7 +56,12 @@ class Delivery:
 
 @attrs.frozen
 class PeerLost:
-    """Another system on the transport has ended or stopped answering."""
+    """Another system on the transport has ended or stopped answering.
+
+    A notice naming the receiving system itself means the transport lost what this system had
+    announced (a broker restarted without its data): the system announces its actors again
+    and asks its peers to do the same.
+    """
 
     system: str
     """Its name."""

@@ -436,6 +436,9 @@ class RedisLink(TransportLink):
                     PeerLost(system, crashed=True, reason=reason)
                     for system in sorted(set(self._peers.values()))
                 ]
+                # Last, a notice naming this very system: what it had announced is gone with
+                # Redis's data, so it must announce its actors again (see `PeerLost`).
+                notices.append(PeerLost(self.system, crashed=False, reason=reason))
                 self._peers.clear()
                 # Handed over by a task of their own: the heartbeat must never wait for the
                 # receiver (a late heartbeat would get this node buried).

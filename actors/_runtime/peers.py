@@ -289,6 +289,15 @@ class PeerNews:
 
     def _on_peer_lost(self, system: str, *, crashed: bool, reason: str | None) -> None:
         if system == self._name:
+            # The transport lost what we had announced (see `transports.PeerLost`): announce
+            # our actors again and ask the peers for theirs.
+            logger.warning(
+                "system %r announces its actors again: %s", self._name, reason or "asked to"
+            )
+            self._announce_local_actors()
+            self._router.post_broadcast(
+                self._router.envelope(self._name, None, RegistryQuery(system=self._name))
+            )
             return
         for info in self.registry.on_system(system):
             self.registry.remove(info.name, system=system)

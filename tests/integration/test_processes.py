@@ -428,11 +428,6 @@ class Sleeper(Actor):
         return "slept"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after Redis restarts without persistence, peers are reported lost and removed from "
-    "the registry, and nothing announces their actors again once they have re-registered",
-)
 async def test_jobs_work_again_after_redis_restarted_without_persistence(
     helpers: Helpers,
 ) -> None:
