@@ -24,6 +24,7 @@ Rule 3: one outcome per member and credits as events are read, exactly as the le
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import secrets
@@ -113,6 +114,7 @@ class ClientRequester:
         self._hook_queue: deque[tuple[str, JobEvent | JobResponse | Envelope]] = deque()
         self._hooks_due = anyio.Event()
         self._timers_changed = anyio.Event()
+        self._deadlines: list[tuple[float, str]] = []
 
     def __repr__(self) -> str:
         return f"<ClientRequester [{self._wire.address!r}, jobs: {len(self.jobs)}]>"
@@ -143,6 +145,7 @@ class ClientRequester:
         job.own_deadline = own
         self.jobs[job_id] = job
         if own != math.inf:
+            heapq.heappush(self._deadlines, (own, job_id))
             self._timers_changed.set()
         return job
 
@@ -306,23 +309,25 @@ class ClientRequester:
     async def run_timers(self) -> None:
         """Wake each job when its own deadline passes (the client runs this in its task group).
 
-        A waiter checks its deadline before each wait, so the timer only has to wake those
-        whose deadline lies ahead of the last firing.
+        Deadlines wait in a heap; a waiter checks its own deadline before each wait, so a
+        wake-up is all the timer owes it. Entries of jobs that ended go when they come due,
+        or sooner when they outnumber the open jobs (a busy client stays bounded).
         """
-        fired = -math.inf
+        heap = self._deadlines
         while True:
-            deadline = min(
-                (job.own_deadline for job in self.jobs.values() if job.own_deadline > fired),
-                default=math.inf,
-            )
-            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-                await self._timers_changed.wait()
-                self._timers_changed = anyio.Event()
-                continue
-            fired = anyio.current_time()
-            for job in list(self.jobs.values()):
-                if job.own_deadline <= fired:
+            now = anyio.current_time()
+            while heap and heap[0][0] <= now:
+                _, job_id = heapq.heappop(heap)
+                job = self.jobs.get(job_id)
+                if job is not None:
                     job.wake()
+            if len(heap) > 2 * len(self.jobs) + 64:
+                heap[:] = [entry for entry in heap if entry[1] in self.jobs]
+                heapq.heapify(heap)
+            due = heap[0][0] if heap else math.inf
+            with anyio.move_on_after(max(0.0, due - now)):
+                await self._timers_changed.wait()
+            self._timers_changed = anyio.Event()
 
     def queue_message(self, envelope: Envelope) -> None:
         """A user message for the client: its hook runs in turn with the job hooks."""

@@ -89,6 +89,7 @@ class WebSocket:
         self._closed: ConnectionClosed | None = None
         self._ended = anyio.Event()
         self.reader_running = False
+        self._closing = False
         """Set by the one reader task while it reads (then `aclose` leaves reading to it)."""
         self._pongs: dict[bytes, anyio.Event] = {}
 
@@ -203,8 +204,11 @@ class WebSocket:
         with anyio.move_on_after(CLOSE_GRACE, shield=True):
             if self._connection.state is ConnectionState.OPEN:
                 await self._write_quietly(events.CloseConnection(code=code, reason=text))
-            if self.reader_running:
+            if self.reader_running or self._closing:
+                # Another task reads (the reader, or a close already under way): it sees the
+                # peer's answer, and two readers of one stream would collide.
                 await self._ended.wait()
+            self._closing = True
             while self._closed is None:
                 try:
                     self._pending.extend(await self._next_events())
