@@ -17,7 +17,7 @@ import argparse
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
@@ -277,3 +277,25 @@ async def stop_on_signal(interruption: Interruption) -> AsyncIterator[None]:
             nursery.start_soon(watch)
             yield
             nursery.cancel_scope.cancel()
+
+
+async def launch_with_agents(
+    agents: Sequence[AgentCommand], main_part: Callable[[], Awaitable[object]]
+) -> None:
+    """Run `main_part` while the agent processes run, then stop them; Ctrl-C ends them all.
+
+    Raises:
+        SystemExit: with status 130 after an interruption (every process has ended).
+    """
+    interruption = Interruption()
+    try:
+        async with stop_on_signal(interruption), run_agent_processes(agents):
+            await main_part()
+    except Exception:
+        # Interrupted (Ctrl-C): the agents left, so the main part failed; nothing to report.
+        if not interruption.signalled:
+            raise
+    if interruption.signalled:
+        print("interrupted: all processes ended", flush=True)
+        raise SystemExit(130)
+    print("all processes ended", flush=True)

@@ -13,11 +13,9 @@ import trio
 
 from .._launcher import (
     AgentCommand,
-    Interruption,
+    launch_with_agents,
     redis_options,
     require_redis,
-    run_agent_processes,
-    stop_on_signal,
 )
 from .debater import ROLES, parse_args
 from .moderator import run_debate
@@ -33,18 +31,7 @@ async def launch(argv: list[str]) -> None:
         )
         for role in ROLES
     ]
-    interruption = Interruption()
-    try:
-        async with stop_on_signal(interruption), run_agent_processes(agents):
-            await run_debate(options)
-    except Exception:
-        # Interrupted (Ctrl-C): the agents left, so the main part failed; nothing to report.
-        if not interruption.signalled:
-            raise
-    if interruption.signalled:
-        print("interrupted: all processes ended", flush=True)
-        raise SystemExit(130)
-    print("all processes ended", flush=True)
+    await launch_with_agents(agents, partial(run_debate, options))
 
 
 def main() -> None:

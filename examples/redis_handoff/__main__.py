@@ -14,11 +14,9 @@ import trio
 
 from .._launcher import (
     AgentCommand,
-    Interruption,
+    launch_with_agents,
     redis_options,
     require_redis,
-    run_agent_processes,
-    stop_on_signal,
 )
 from .common import parse_args
 from .main import run_conversation
@@ -33,18 +31,7 @@ async def launch(argv: list[str]) -> None:
         AgentCommand(name, f"examples.redis_handoff.{name}", argv_out)
         for name in ("greeter", "support")
     ]
-    interruption = Interruption()
-    try:
-        async with stop_on_signal(interruption), run_agent_processes(agents):
-            await run_conversation(options)
-    except Exception:
-        # Interrupted (Ctrl-C): the agents left, so the main part failed; nothing to report.
-        if not interruption.signalled:
-            raise
-    if interruption.signalled:
-        print("interrupted: all processes ended", flush=True)
-        raise SystemExit(130)
-    print("all processes ended", flush=True)
+    await launch_with_agents(agents, partial(run_conversation, options))
 
 
 def main() -> None:
