@@ -13,12 +13,42 @@ the block, or while leaving, cancels every member still working first (see `Requ
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from .._wire.envelope import JobStatus
 from .ledger import JobLedger
-from .requester import OpenJob, Requester
 from .types import JobEvent
+
+
+class OpenedJob(Protocol):
+    """A job in flight at a requester: what the contexts need of it."""
+
+    @property
+    def ledger(self) -> JobLedger: ...
+
+
+class JobHost(Protocol):
+    """What the `async with` contexts need of a requester.
+
+    Two requesters implement it: the runtime's Trio `Requester` and the anyio client's, so the
+    rules of a job block are written once.
+    """
+
+    @property
+    def jobs(self) -> dict[str, Any]: ...
+    def open(
+        self,
+        members: tuple[str, ...],
+        cancel_on_error: bool,
+        timeout: float | None,
+        *,
+        direct: bool,
+    ) -> Any: ...
+    async def dispatch(self, job: Any, name: str | None, payload: Any) -> None: ...
+    async def wait_for_change(self, job: Any) -> None: ...
+    def grant(self, job: Any, member: str) -> None: ...
+    def abandon(self, job: Any, reason: str) -> None: ...
+    def forget(self, job: Any) -> None: ...
 
 
 class JobGroupContext:
@@ -26,7 +56,7 @@ class JobGroupContext:
 
     def __init__(
         self,
-        requester: Requester,
+        requester: JobHost,
         members: tuple[str, ...],
         name: str | None,
         payload: Any,
@@ -39,7 +69,7 @@ class JobGroupContext:
         self._payload = payload
         self._timeout = timeout
         self._cancel_on_error = cancel_on_error
-        self._job: OpenJob | None = None
+        self._job: OpenedJob | None = None
 
     def __repr__(self) -> str:
         if self._job is None:
@@ -93,23 +123,18 @@ class JobGroupContext:
         if exc is not None:
             requester.abandon(job, f"the requester's block raised {type(exc).__name__}")
             return
-        await requester.under_deadline(job, self._until_settled)
-        requester.jobs.pop(job.ledger.job_id, None)
-        error = job.ledger.failure(single=isinstance(self, JobContext))
-        if error is not None:
-            raise error
-
-    async def _until_settled(self) -> None:
-        job = self._job
-        assert job is not None
         ledger = job.ledger
         while True:
             while ledger.events:
                 # Credits for a discarded event still matter: the worker may be mid-stream.
-                self._requester.grant(job, ledger.events.popleft().actor_name)
+                requester.grant(job, ledger.events.popleft().actor_name)
             if ledger.done:
-                return
-            await job.changed.wait()
+                break
+            await requester.wait_for_change(job)
+        requester.forget(job)
+        error = ledger.failure(single=isinstance(self, JobContext))
+        if error is not None:
+            raise error
 
 
 class _JobEvents:
@@ -119,7 +144,7 @@ class _JobEvents:
     leaves nothing to finalize.
     """
 
-    def __init__(self, requester: Requester, job: OpenJob) -> None:
+    def __init__(self, requester: JobHost, job: OpenedJob) -> None:
         self._requester = requester
         self._job = job
 
@@ -130,9 +155,9 @@ class _JobEvents:
         job = self._job
         ledger = job.ledger
         while not ledger.events:
-            if ledger.done or ledger.failed:
+            if ledger.done or ledger.failed or ledger.job_id not in self._requester.jobs:
                 raise StopAsyncIteration
-            await self._requester.under_deadline(job, job.changed.wait)
+            await self._requester.wait_for_change(job)
         event = ledger.events.popleft()
         self._requester.grant(job, event.actor_name)
         return event

@@ -251,6 +251,18 @@ class Requester:
             self.jobs.pop(job.ledger.job_id, None)
             raise job.ledger.timeout_error(reasons)
 
+    async def wait_for_change(self, job: OpenJob) -> None:
+        """Wait until `job` changes (an event, an answer), under its own timeout.
+
+        Raises:
+            JobTimeout: if the job's own ``timeout=`` passed (the workers were cancelled).
+        """
+        await self.under_deadline(job, job.changed.wait)
+
+    def forget(self, job: OpenJob) -> None:
+        """The job's block is done with it."""
+        self.jobs.pop(job.ledger.job_id, None)
+
     def _not_ready_reasons(self, job: OpenJob) -> dict[str, str]:
         reasons = {}
         for member in job.ledger.members:

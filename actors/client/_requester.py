@@ -205,6 +205,19 @@ class ClientRequester:
         job.wake()
         raise ledger.timeout_error(reasons)
 
+    async def wait_for_change(self, job: ClientOpenJob) -> None:
+        """Wait until `job` changes, checking its own timeout; an interruption abandons it.
+
+        Raises:
+            JobTimeout: if the job's own ``timeout=`` passed (the workers were cancelled).
+        """
+        try:
+            self.check_deadline(job)
+            await job.changed.wait()
+        except BaseException as error:
+            self.abandon(job, f"the requester was interrupted ({type(error).__name__})")
+            raise
+
     # --- taking answers ---------------------------------------------------------------------
 
     def take_reply(self, envelope: Envelope) -> None:
